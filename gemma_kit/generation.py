@@ -1,0 +1,196 @@
+"""Text generation: batched through keras-hub's compiled loop, or streamed token by token."""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from gemma_kit import chat
+from gemma_kit.errors import GemmaKitError
+
+STRATEGIES = ("greedy", "top_k", "top_p", "random")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """How the next token is chosen; one description for both generation paths."""
+
+    strategy: str = "greedy"
+    temperature: float = 1.0
+    top_k: int = 50
+    top_p: float = 0.9
+    seed: int | None = None
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise GemmaKitError(f"sampling strategy {self.strategy!r}; expected one of {', '.join(STRATEGIES)}")
+        if self.temperature <= 0:
+            raise GemmaKitError(f"temperature must be > 0, found {self.temperature}")
+        if self.top_k < 1 or not 0 < self.top_p <= 1:
+            raise GemmaKitError(f"need top_k >= 1 and 0 < top_p <= 1, found {self.top_k}, {self.top_p}")
+
+    def keras_hub_sampler(self):
+        import keras_hub
+
+        samplers = keras_hub.samplers
+        if self.strategy == "greedy":
+            return samplers.GreedySampler()
+        common = {"temperature": self.temperature, "seed": self.seed}
+        if self.strategy == "top_k":
+            return samplers.TopKSampler(k=self.top_k, **common)
+        if self.strategy == "top_p":
+            return samplers.TopPSampler(p=self.top_p, **common)
+        return samplers.RandomSampler(**common)
+
+    def pick(self, logits, rng):
+        """Next token id from one position's logits (numpy), for streaming."""
+        if self.strategy == "greedy":
+            return int(np.argmax(logits))
+        logits = logits.astype(np.float64) / self.temperature
+        order = np.argsort(-logits)
+        if self.strategy == "top_k":
+            order = order[: self.top_k]
+        probs = np.exp(logits[order] - logits[order[0]])
+        probs /= probs.sum()
+        if self.strategy == "top_p":
+            keep = int(np.searchsorted(np.cumsum(probs), self.top_p)) + 1
+            order, probs = order[:keep], probs[:keep] / probs[:keep].sum()
+        return int(rng.choice(order, p=probs))
+
+
+def generate(causal_lm, prompts, max_new_tokens=64, sampling=Sampling(), as_chat=False):
+    """Completions for one prompt (str) or a batch (list of str).
+
+    With `as_chat`, each prompt is a user turn in the Gemma chat format. Generation
+    stops at `<eos>` or `<end_of_turn>`; the returned text excludes the prompt.
+    """
+    single = isinstance(prompts, str)
+    texts = [prompts] if single else list(prompts)
+    tokenizer = causal_lm.preprocessor.tokenizer
+    batch = [encode_prompt(tokenizer, text, as_chat) for text in texts]
+    outputs = generate_ids(causal_lm, batch, max_new_tokens, sampling)
+    completions = [decode(tokenizer, ids) for ids in outputs]
+    return completions[0] if single else completions
+
+
+def encode_prompt(tokenizer, text, as_chat):
+    if as_chat:
+        return chat.encode_chat(tokenizer, [{"role": "user", "content": text}])
+    return [int(tokenizer.start_token_id), *chat.encode_text(tokenizer, text)]
+
+
+def generate_ids(causal_lm, prompt_ids, max_new_tokens, sampling=Sampling()):
+    """New token ids (stop token excluded) for each prompt, via keras-hub's compiled loop."""
+    if max_new_tokens < 1:
+        raise GemmaKitError(f"max_new_tokens must be >= 1, found {max_new_tokens}")
+    tokenizer = causal_lm.preprocessor.tokenizer
+    stop_ids = chat.stop_token_ids(tokenizer)
+    lengths = [len(ids) for ids in prompt_ids]
+    total = max(lengths) + max_new_tokens
+    token_ids = np.full((len(prompt_ids), total), int(tokenizer.pad_token_id), dtype="int32")
+    padding_mask = np.zeros((len(prompt_ids), total), dtype=bool)
+    for row, ids in enumerate(prompt_ids):
+        token_ids[row, : len(ids)] = ids
+        padding_mask[row, : len(ids)] = True
+    _use_sampler(causal_lm, sampling)
+    generate_fn = causal_lm.make_generate_function()
+    out = generate_fn({"token_ids": token_ids, "padding_mask": padding_mask}, stop_token_ids=stop_ids)
+    out_ids = keras.ops.convert_to_numpy(out["token_ids"])
+    out_mask = keras.ops.convert_to_numpy(out["padding_mask"])
+    results = []
+    for row, length in enumerate(lengths):
+        new = [int(t) for t, keep in zip(out_ids[row, length:], out_mask[row, length:]) if keep]
+        results.append(_cut_at_stop(new[:max_new_tokens], stop_ids))
+    return results
+
+
+def stream(causal_lm, prompt_ids, max_new_tokens=256, sampling=Sampling()):
+    """Yield new token ids one at a time as they are produced (batch 1, KV cache)."""
+    stop_ids = chat.stop_token_ids(causal_lm.preprocessor.tokenizer)
+    total = len(prompt_ids) + max_new_tokens
+    cache = _empty_cache(causal_lm, total)
+    step = _step_function(causal_lm)
+    rng = np.random.default_rng(sampling.seed)
+    logits, cache = step(np.asarray([prompt_ids], dtype="int32"), cache, keras.ops.convert_to_tensor(0, "int32"))
+    position = len(prompt_ids)
+    for _ in range(max_new_tokens):
+        token = sampling.pick(keras.ops.convert_to_numpy(logits)[0, -1].astype(np.float32), rng)
+        if token in stop_ids:
+            return
+        yield token
+        if position >= total:
+            return
+        logits, cache = step(np.asarray([[token]], dtype="int32"), cache, keras.ops.convert_to_tensor(position, "int32"))
+        position += 1
+
+
+def decode(tokenizer, ids):
+    if not ids:
+        return ""
+    text = tokenizer.detokenize(np.asarray(ids, dtype="int32"))
+    if hasattr(text, "numpy"):
+        text = text.numpy()
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return str(text)
+
+
+def _empty_cache(causal_lm, length):
+    """A zero KV cache in the layout the model's `call_with_cache` expects."""
+    import keras_hub
+
+    backbone = causal_lm.backbone
+    layer_shape = (1, length, backbone.num_key_value_heads, backbone.head_dim)
+    if isinstance(causal_lm, keras_hub.models.Gemma3CausalLM):  # a (key, value) pair per layer
+        return tuple(
+            (keras.ops.zeros(layer_shape, backbone.compute_dtype), keras.ops.zeros(layer_shape, backbone.compute_dtype))
+            for _ in range(backbone.num_layers)
+        )
+    return keras.ops.zeros((1, backbone.num_layers, 2, *layer_shape[1:]), backbone.compute_dtype)
+
+
+def _cut_at_stop(ids, stop_ids):
+    for i, token in enumerate(ids):
+        if token in stop_ids:
+            return ids[:i]
+    return ids
+
+
+def _use_sampler(causal_lm, sampling):
+    if getattr(causal_lm, "_gemma_kit_sampling", None) != sampling:
+        causal_lm.compile(sampler=sampling.keras_hub_sampler())
+        causal_lm._gemma_kit_sampling = sampling
+
+
+def _step_function(causal_lm):
+    """(token_ids, cache, index) -> (logits, cache), compiled where the backend allows."""
+    backend = keras.config.backend()
+
+    def step(token_ids, cache, index):
+        logits, _, cache = causal_lm.call_with_cache(token_ids, cache, index)
+        return logits, cache
+
+    if backend == "jax":
+        import jax
+
+        variables = causal_lm.variables
+
+        @jax.jit
+        def pure_step(values, token_ids, cache, index):
+            with keras.StatelessScope(state_mapping=zip(variables, values)):
+                return step(token_ids, cache, index)
+
+        return lambda token_ids, cache, index: pure_step([v.value for v in variables], token_ids, cache, index)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(step, jit_compile=True, reduce_retracing=True)
+    if backend == "torch":
+        import torch
+
+        def no_grad_step(token_ids, cache, index):
+            with torch.no_grad():
+                return step(token_ids, cache, index)
+
+        return no_grad_step
+    return step

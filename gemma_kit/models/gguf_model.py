@@ -1,0 +1,212 @@
+"""Gemma 2 / Gemma 3 GGUF files (llama.cpp, Ollama) as keras-hub CausalLMs.
+
+The file's metadata is turned into the Hugging Face config that keras-hub's own
+transformers converters read, and its tensors are served to those converters under
+their Hugging Face names. keras-hub keeps the one copy of the weight layout logic.
+"""
+
+import os
+import sys
+
+import gguf
+import numpy as np
+
+from gemma_kit.errors import GemmaKitError
+from gemma_kit.models import tokens
+
+SUPPORTED_ARCHITECTURES = ("gemma2", "gemma3")
+
+# llama.cpp picks the query scale from the model size, not from a metadata key: the
+# 27B geometries (46 layers for Gemma 2, 62 for Gemma 3) scale by hidden/heads.
+_LAYERS_27B = {"gemma2": 46, "gemma3": 62}
+
+_LAYER_TENSORS = {
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "post_attention_norm",
+    "pre_feedforward_layernorm": "ffn_norm",
+    "post_feedforward_layernorm": "post_ffw_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "self_attn.q_norm": "attn_q_norm",
+    "self_attn.k_norm": "attn_k_norm",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
+
+
+def is_gguf(path):
+    with open(path, "rb") as f:
+        return f.read(4) == b"GGUF"
+
+
+class GGUFModelFile:
+    """A validated GGUF file of a supported architecture."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        if not os.path.isfile(self.path):
+            raise GemmaKitError(f"{self.path}: no such file")
+        if not is_gguf(self.path):
+            raise GemmaKitError(f"{self.path}: not a GGUF file (its first bytes are not 'GGUF')")
+        try:
+            reader = gguf.GGUFReader(self.path)
+        except Exception as e:  # the reader fails in many ways on damaged files
+            raise GemmaKitError(
+                f"{self.path}: truncated or corrupt GGUF file ({type(e).__name__}: {e})"
+            ) from None
+        self.fields = {name: _field_value(field) for name, field in reader.fields.items()}
+        self.tensors = {t.name: t for t in reader.tensors}
+        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+        size = os.path.getsize(self.path)
+        if end > size:
+            raise GemmaKitError(
+                f"{self.path}: truncated GGUF file: tensor data needs {end} bytes, file has {size}"
+            )
+        self.architecture = self.fields.get("general.architecture")
+        if self.architecture not in SUPPORTED_ARCHITECTURES:
+            raise GemmaKitError(
+                f"{self.path}: GGUF architecture {self.architecture!r} is not supported; "
+                f"expected one of {', '.join(SUPPORTED_ARCHITECTURES)}"
+            )
+
+    def meta(self, key, default=None):
+        full = f"{self.architecture}.{key}"
+        if full in self.fields:
+            return self.fields[full]
+        if default is None:
+            raise GemmaKitError(f"{self.path}: GGUF metadata key {full!r} is missing")
+        return default
+
+    def transformers_config(self):
+        """The Hugging Face config.json this file's llama.cpp conversion came from."""
+        arch = self.architecture
+        layers = int(self.meta("block_count"))
+        heads = int(self.meta("attention.head_count"))
+        hidden = int(self.meta("embedding_length"))
+        head_dim = int(self.meta("attention.key_length", hidden // heads))
+        embedding = self.tensor_info("token_embd.weight")
+        config = {
+            "model_type": "gemma2" if arch == "gemma2" else "gemma3_text",
+            "vocab_size": int(embedding.shape[1]),
+            "num_hidden_layers": layers,
+            "num_attention_heads": heads,
+            "num_key_value_heads": int(self.meta("attention.head_count_kv", heads)),
+            "hidden_size": hidden,
+            "intermediate_size": int(self.meta("feed_forward_length")),
+            "head_dim": head_dim,
+            "query_pre_attn_scalar": hidden // heads if layers == _LAYERS_27B[arch] else head_dim,
+            "rms_norm_eps": float(self.meta("attention.layer_norm_rms_epsilon", 1e-6)),
+            "sliding_window": int(self.meta("attention.sliding_window", 4096)),
+            "attn_logit_softcapping": _optional_float(self.meta("attn_logit_softcapping", 0.0)),
+            "final_logit_softcapping": _optional_float(self.meta("final_logit_softcapping", 0.0)),
+        }
+        if arch == "gemma3":
+            factor = float(self.meta("rope.scaling.factor", 1.0))
+            config["rope_scaling"] = {"factor": factor} if factor != 1.0 else None
+        return config
+
+    def tensor_info(self, name):
+        if name not in self.tensors:
+            raise GemmaKitError(f"{self.path}: tensor {name!r} is missing")
+        return self.tensors[name]
+
+    def tensor(self, name):
+        """Dequantized float32 tensor in Hugging Face (row-major) layout."""
+        info = self.tensor_info(name)
+        data = gguf.quants.dequantize(info.data, info.tensor_type).astype(np.float32, copy=False)
+        expected = tuple(int(d) for d in reversed(info.shape))
+        if data.shape != expected:
+            data = data.reshape(expected)
+        if name.endswith("norm.weight"):
+            # llama.cpp's converter stores Gemma RMSNorm scales as (1 + w).
+            data = data - 1.0
+        return data
+
+    def sentencepiece_proto(self):
+        return tokens.sentencepiece_from_gguf(self.fields, self.path)
+
+
+class _GGUFWeightLoader:
+    """Serves GGUF tensors under Hugging Face names to keras-hub's converters."""
+
+    def __init__(self, model_file, progress):
+        self.file = model_file
+        self.progress = progress
+        self.done = 0
+
+    def get_tensor(self, hf_key):
+        return self.file.tensor(_gguf_name(hf_key, self.file.path))
+
+    def port_weight(self, keras_variable, hf_weight_key, hook_fn=None):
+        value = self.get_tensor(hf_weight_key)
+        if hook_fn:
+            value = hook_fn(value, list(keras_variable.shape))
+        if tuple(value.shape) != tuple(keras_variable.shape):
+            raise GemmaKitError(
+                f"{self.file.path}: tensor {_gguf_name(hf_weight_key, self.file.path)!r} has "
+                f"shape {tuple(value.shape)} after conversion, expected {tuple(keras_variable.shape)}"
+            )
+        keras_variable.assign(value)
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, len(self.file.tensors))
+
+
+def _gguf_name(hf_key, path):
+    if hf_key == "model.embed_tokens.weight":
+        return "token_embd.weight"
+    if hf_key == "model.norm.weight":
+        return "output_norm.weight"
+    parts = hf_key.split(".")
+    if parts[:2] == ["model", "layers"] and parts[-1] == "weight":
+        gguf_part = _LAYER_TENSORS.get(".".join(parts[3:-1]))
+        if gguf_part:
+            return f"blk.{parts[2]}.{gguf_part}.weight"
+    raise GemmaKitError(f"{path}: no GGUF tensor corresponds to {hf_key!r}")
+
+
+def load_gguf_causal_lm(path, dtype=None, progress=None):
+    """keras-hub GemmaCausalLM / Gemma3CausalLM with the file's weights and tokenizer."""
+    import keras_hub
+    from keras_hub.src.utils.preset_utils import jax_memory_cleanup
+    from keras_hub.src.utils.transformers import convert_gemma, convert_gemma3
+
+    model_file = GGUFModelFile(path)
+    hf_config = model_file.transformers_config()
+    proto = model_file.sentencepiece_proto()
+    if model_file.architecture == "gemma2":
+        converter = convert_gemma
+        tokenizer = keras_hub.models.GemmaTokenizer(proto=proto)
+        preprocessor_cls = keras_hub.models.GemmaCausalLMPreprocessor
+        task_cls = keras_hub.models.GemmaCausalLM
+    else:
+        converter = convert_gemma3
+        tokenizer = keras_hub.models.Gemma3Tokenizer(proto=proto, has_vision_tokens=False)
+        preprocessor_cls = keras_hub.models.Gemma3CausalLMPreprocessor
+        task_cls = keras_hub.models.Gemma3CausalLM
+    backbone = converter.backbone_cls(**converter.convert_backbone_config(hf_config), dtype=dtype)
+    jax_memory_cleanup(backbone)
+    converter.convert_weights(backbone, _GGUFWeightLoader(model_file, progress), hf_config)
+    return task_cls(backbone=backbone, preprocessor=preprocessor_cls(tokenizer=tokenizer))
+
+
+def stderr_progress(done, total):
+    """Progress line for long GGUF reads (the CLI passes this as `progress`)."""
+    end = "\n" if done >= total else ""
+    sys.stderr.write(f"\rdequantizing GGUF tensors: {done}/{total}{end}")
+    sys.stderr.flush()
+
+
+def _field_value(field):
+    try:
+        return field.contents()
+    except Exception:
+        return None
+
+
+def _optional_float(value):
+    value = float(value)
+    return value if value else None
