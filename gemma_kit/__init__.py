@@ -2,6 +2,7 @@
 
 from gemma_kit.chat import encode_chat, encode_text
 from gemma_kit.errors import GemmaKitError
+from gemma_kit.forward import logits
 from gemma_kit.generation import Sampling, generate, stream
 from gemma_kit.models import default_model_path, load_model, prepare
 
@@ -15,6 +16,7 @@ __all__ = [
     "encode_text",
     "generate",
     "load_model",
+    "logits",
     "prepare",
     "stream",
 ]

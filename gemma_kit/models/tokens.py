@@ -53,11 +53,13 @@ def sentencepiece_from_gguf(fields, source):
     proto = sp_pb2.ModelProto()
     for i, (piece, score, kind) in enumerate(zip(tokens, scores, types)):
         entry = proto.pieces.add()
-        entry.piece = piece
-        entry.score = float(score)
         # llama.cpp types <unk> as control; SentencePiece refuses a model without an
         # UNKNOWN piece.
         entry.type = _Piece.UNKNOWN if i == unk_id else _GGUF_TYPE_TO_SP.get(int(kind), _Piece.NORMAL)
+        # llama.cpp matches user-defined pieces against raw text, SentencePiece after
+        # it has escaped spaces to U+2581: the whitespace-run pieces need that escape.
+        entry.piece = piece.replace(" ", "\u2581") if entry.type == _Piece.USER_DEFINED else piece
+        entry.score = float(score)
     trainer = proto.trainer_spec
     trainer.model_type = sp_pb2.TrainerSpec.BPE
     trainer.vocab_size = len(tokens)
