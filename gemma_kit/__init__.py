@@ -1,22 +1,31 @@
-"""gemma-kit: Gemma 2 family models in Keras 3 on JAX, TensorFlow and PyTorch."""
+"""gemma-kit: Gemma 2 family models in Keras 3 on JAX, TensorFlow and PyTorch.
 
-from gemma_kit.chat import encode_chat, encode_text
-from gemma_kit.errors import GemmaKitError
-from gemma_kit.forward import logits
-from gemma_kit.generation import Sampling, generate, stream
-from gemma_kit.models import default_model_path, load_model, prepare
+Names are imported on first use, so `KERAS_BACKEND` can still be chosen after
+`import gemma_kit` (the CLI's --backend relies on this).
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "GemmaKitError",
-    "Sampling",
-    "default_model_path",
-    "encode_chat",
-    "encode_text",
-    "generate",
-    "load_model",
-    "logits",
-    "prepare",
-    "stream",
-]
+_EXPORTS = {
+    "GemmaKitError": "gemma_kit.errors",
+    "Sampling": "gemma_kit.generation",
+    "generate": "gemma_kit.generation",
+    "stream": "gemma_kit.generation",
+    "encode_chat": "gemma_kit.chat",
+    "encode_text": "gemma_kit.chat",
+    "logits": "gemma_kit.forward",
+    "default_model_path": "gemma_kit.models",
+    "load_model": "gemma_kit.models",
+    "prepare": "gemma_kit.models",
+    "model_info": "gemma_kit.models.info",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'gemma_kit' has no attribute {name!r}")

@@ -1,0 +1,126 @@
+"""`gemma-kit`: generate, chat and info on any model source `load_model` accepts."""
+
+import argparse
+import json
+import os
+import sys
+
+BACKENDS = ("jax", "tensorflow", "torch")
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    if args.backend:
+        os.environ["KERAS_BACKEND"] = args.backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from gemma_kit.errors import GemmaKitError
+
+    try:
+        return args.run(args)
+    except GemmaKitError as e:
+        print(f"gemma-kit: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="gemma-kit", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name, run, help):
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--model", default="default", help="'default', a .gguf file, a folder, or a preset name")
+        p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"))
+        p.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: $KERAS_BACKEND or jax)")
+        p.set_defaults(run=run)
+        return p
+
+    for name, run, help in (("generate", _generate, "complete a prompt"),
+                            ("chat", _chat, "interactive chat, streamed")):
+        p = command(name, run, help)
+        if name == "generate":
+            p.add_argument("prompt")
+            p.add_argument("--chat", action="store_true", help="wrap the prompt as a user turn")
+        p.add_argument("--max-new-tokens", type=int, default=64 if name == "generate" else 256)
+        p.add_argument("--sampler", choices=("greedy", "top_k", "top_p", "random"), default="greedy")
+        p.add_argument("--temperature", type=float, default=1.0)
+        p.add_argument("--top-k", type=int, default=50)
+        p.add_argument("--top-p", type=float, default=0.9)
+        p.add_argument("--seed", type=int)
+    p = command("info", _info, "architecture, parameters, dtype, memory")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def _load(args):
+    from gemma_kit.models import load_model
+    from gemma_kit.models.gguf_model import stderr_progress
+
+    return load_model(args.model, dtype=args.dtype, progress=stderr_progress)
+
+
+def _sampling(args):
+    from gemma_kit.generation import Sampling
+
+    return Sampling(args.sampler, args.temperature, args.top_k, args.top_p, args.seed)
+
+
+def _generate(args):
+    from gemma_kit.generation import generate
+
+    lm = _load(args)
+    print(generate(lm, args.prompt, args.max_new_tokens, _sampling(args), as_chat=args.chat))
+    return 0
+
+
+def _chat(args):
+    from gemma_kit.chat import encode_chat
+    from gemma_kit.generation import decode, stream
+
+    lm = _load(args)
+    tokenizer = lm.preprocessor.tokenizer
+    sampling = _sampling(args)
+    messages = []
+    interactive = sys.stdin.isatty()
+    print("Chatting with the model; /reset clears the conversation, /exit or Ctrl-D ends it.", file=sys.stderr)
+    while True:
+        if interactive:
+            print("> ", end="", flush=True, file=sys.stderr)
+        line = sys.stdin.readline()
+        if not line or line.strip() == "/exit":
+            return 0
+        if line.strip() == "/reset":
+            messages = []
+            continue
+        messages.append({"role": "user", "content": line.rstrip("\n")})
+        ids, shown = [], ""
+        for token in stream(lm, encode_chat(tokenizer, messages), args.max_new_tokens, sampling):
+            ids.append(token)
+            text = decode(tokenizer, ids)
+            if not text.endswith("\ufffd"):  # wait for the rest of a multi-byte character
+                print(text[len(shown):], end="", flush=True)
+                shown = text
+        print(decode(tokenizer, ids)[len(shown):], flush=True)
+        messages.append({"role": "model", "content": decode(tokenizer, ids)})
+
+
+def _info(args):
+    from gemma_kit.models.info import model_info
+
+    info = model_info(_load(args))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    gib = 1024**3
+    print(f"architecture   {info['architecture']}")
+    print(f"layers         {info['layers']} (hidden {info['hidden_dim']}, heads {info['query_heads']}/"
+          f"{info['key_value_heads']} kv, head_dim {info['head_dim']})")
+    print(f"vocabulary     {info['vocabulary_size']}")
+    print(f"parameters     {info['parameters']:,}")
+    print(f"dtype          {info['dtype']}")
+    print(f"memory         weights {info['weights_bytes'] / gib:.2f} GiB + KV cache "
+          f"{info['kv_cache_bytes'] / gib:.2f} GiB at {info['context_length_for_kv']} tokens")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
