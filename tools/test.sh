@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install into .venv and run the whole suite: everything on JAX (the default backend),
+# then the tests marked `backends` again on TensorFlow and on PyTorch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q -e '.[test]'
+export TF_CPP_MIN_LOG_LEVEL=3 PYTHONDONTWRITEBYTECODE=1
+status=0
+KERAS_BACKEND=jax .venv/bin/python -m pytest -q -p no:cacheprovider tests || status=1
+for backend in tensorflow torch; do
+    echo "== backend: $backend"
+    KERAS_BACKEND=$backend .venv/bin/python -m pytest -q -p no:cacheprovider -m backends tests || status=1
+done
+exit $status
