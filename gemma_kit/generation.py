@@ -9,6 +9,7 @@ from gemma_kit import chat
 from gemma_kit.errors import GemmaKitError
 
 STRATEGIES = ("greedy", "top_k", "top_p", "random")
+_CACHE_BUCKET = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,20 +109,19 @@ def stream(causal_lm, prompt_ids, max_new_tokens=256, sampling=Sampling()):
     """Yield new token ids one at a time as they are produced (batch 1, KV cache)."""
     stop_ids = chat.stop_token_ids(causal_lm.preprocessor.tokenizer)
     total = len(prompt_ids) + max_new_tokens
-    cache = _empty_cache(causal_lm, total)
+    # Round the cache up so later turns of a chat reuse the compiled decode step.
+    cache = _empty_cache(causal_lm, -(-total // _CACHE_BUCKET) * _CACHE_BUCKET)
     step = _step_function(causal_lm)
     rng = np.random.default_rng(sampling.seed)
     logits, cache = step(np.asarray([prompt_ids], dtype="int32"), cache, keras.ops.convert_to_tensor(0, "int32"))
-    position = len(prompt_ids)
-    for _ in range(max_new_tokens):
+    for position in range(len(prompt_ids), total):
         token = sampling.pick(keras.ops.convert_to_numpy(logits)[0, -1].astype(np.float32), rng)
         if token in stop_ids:
             return
         yield token
-        if position >= total:
+        if position + 1 == total:
             return
         logits, cache = step(np.asarray([[token]], dtype="int32"), cache, keras.ops.convert_to_tensor(position, "int32"))
-        position += 1
 
 
 def decode(tokenizer, ids):
@@ -163,7 +163,16 @@ def _use_sampler(causal_lm, sampling):
 
 
 def _step_function(causal_lm):
-    """(token_ids, cache, index) -> (logits, cache), compiled where the backend allows."""
+    """(token_ids, cache, index) -> (logits, cache), compiled where the backend allows.
+
+    Built once per model and kept on it, so the compiled code outlives one `stream`.
+    """
+    if getattr(causal_lm, "_gemma_kit_step", None) is None:
+        causal_lm._gemma_kit_step = _build_step_function(causal_lm)
+    return causal_lm._gemma_kit_step
+
+
+def _build_step_function(causal_lm):
     backend = keras.config.backend()
 
     def step(token_ids, cache, index):

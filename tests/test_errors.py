@@ -52,7 +52,7 @@ def test_unsupported_architecture(tmp_path):
 def test_hf_folder_without_tokenizer(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma2"}))
     (tmp_path / "model.safetensors").write_bytes(b"")
-    with pytest.raises(GemmaKitError, match="tokenizer.model is missing"):
+    with pytest.raises(GemmaKitError, match=r"tokenizer is missing \(a Hugging Face gemma2 folder needs tokenizer\.model\)"):
         gemma_kit.load_model(tmp_path)
 
 

@@ -87,8 +87,13 @@ def _check_folder(folder):
                 f"{config_path}: model_type {model_type!r} is not supported; "
                 f"expected one of {', '.join(HF_MODEL_TYPES)}"
             )
-        if not os.path.isfile(os.path.join(folder, "tokenizer.model")):
-            raise GemmaKitError(f"{folder}: tokenizer.model is missing (a Hugging Face Gemma folder needs it)")
+        # keras-hub rebuilds a Gemma 3 tokenizer from tokenizer.json; Gemma 2 needs the .model.
+        tokenizer_files = ("tokenizer.model",) if model_type == "gemma2" else ("tokenizer.model", "tokenizer.json")
+        if not any(os.path.isfile(os.path.join(folder, name)) for name in tokenizer_files):
+            raise GemmaKitError(
+                f"{folder}: tokenizer is missing (a Hugging Face {model_type} folder needs "
+                f"{' or '.join(tokenizer_files)})"
+            )
         if not any(name.endswith(".safetensors") for name in os.listdir(folder)):
             raise GemmaKitError(f"{folder}: no .safetensors weights")
     elif not os.path.isdir(os.path.join(folder, "assets", "tokenizer")):
