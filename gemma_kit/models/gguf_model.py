@@ -136,18 +136,27 @@ class _GGUFWeightLoader:
         self.file = model_file
         self.progress = progress
         self.done = 0
+        self._last = (None, None)
 
     def get_tensor(self, hf_key):
-        return self.file.tensor(_gguf_name(hf_key, self.file.path))
+        return self._tensor(_gguf_name(hf_key, self.file.path))
+
+    def _tensor(self, name):
+        # keras-hub's Gemma 3 converter reads the embedding once to find its key prefix
+        # and then ports it: keeping the last tensor dequantizes that table only once.
+        if self._last[0] != name:
+            self._last = (name, self.file.tensor(name))
+        return self._last[1]
 
     def port_weight(self, keras_variable, hf_weight_key, hook_fn=None):
-        value = self.get_tensor(hf_weight_key)
+        name = _gguf_name(hf_weight_key, self.file.path)
+        value = self._tensor(name)
         if hook_fn:
             value = hook_fn(value, list(keras_variable.shape))
         if tuple(value.shape) != tuple(keras_variable.shape):
             raise GemmaKitError(
-                f"{self.file.path}: tensor {_gguf_name(hf_weight_key, self.file.path)!r} has "
-                f"shape {tuple(value.shape)} after conversion, expected {tuple(keras_variable.shape)}"
+                f"{self.file.path}: tensor {name!r} has shape {tuple(value.shape)} after conversion, "
+                f"expected {tuple(keras_variable.shape)}"
             )
         keras_variable.assign(value)
         self.done += 1
@@ -176,7 +185,7 @@ def load_gguf_causal_lm(path, dtype=None, progress=None):
 
     model_file = GGUFModelFile(path)
     hf_config = model_file.transformers_config()
-    proto = model_file.sentencepiece_proto()
+    proto = tokens.harden(model_file.sentencepiece_proto())
     if model_file.architecture == "gemma2":
         converter = convert_gemma
         tokenizer = keras_hub.models.GemmaTokenizer(proto=proto)
