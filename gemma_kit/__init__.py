@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "GemmaKitError": "gemma_kit.errors",
-    "Sampling": "gemma_kit.generation",
+    "Sampling": "gemma_kit.sampling",
     "generate": "gemma_kit.generation",
     "stream": "gemma_kit.generation",
     "encode_chat": "gemma_kit.chat",

@@ -23,13 +23,16 @@ def main(argv=None):
 
 
 def _parser():
+    from gemma_kit.models.loading import DTYPES
+    from gemma_kit.sampling import STRATEGIES
+
     parser = argparse.ArgumentParser(prog="gemma-kit", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name, run, help):
         p = sub.add_parser(name, help=help)
         p.add_argument("--model", default="default", help="'default', a .gguf file, a folder, or a preset name")
-        p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"))
+        p.add_argument("--dtype", choices=DTYPES)
         p.add_argument("--backend", choices=BACKENDS, help="Keras backend (default: $KERAS_BACKEND or jax)")
         p.set_defaults(run=run)
         return p
@@ -41,7 +44,7 @@ def _parser():
             p.add_argument("prompt")
             p.add_argument("--chat", action="store_true", help="wrap the prompt as a user turn")
         p.add_argument("--max-new-tokens", type=int, default=64 if name == "generate" else 256)
-        p.add_argument("--sampler", choices=("greedy", "top_k", "top_p", "random"), default="greedy")
+        p.add_argument("--sampler", choices=STRATEGIES, default="greedy")
         p.add_argument("--temperature", type=float, default=1.0)
         p.add_argument("--top-k", type=int, default=50)
         p.add_argument("--top-p", type=float, default=0.9)
@@ -60,7 +63,7 @@ def _load(args):
 
 
 def _sampling(args):
-    from gemma_kit.generation import Sampling
+    from gemma_kit.sampling import Sampling
 
     return Sampling(args.sampler, args.temperature, args.top_k, args.top_p, args.seed)
 
