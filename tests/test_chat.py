@@ -1,9 +1,14 @@
 """Turn format and injection resistance, checked on token ids."""
 
+import json
+
 import pytest
 
 import gemma_kit
 from gemma_kit.errors import GemmaKitError
+
+from conftest import FIXTURES
+from reference_strings import CHATS
 
 START, END, BOS, EOS = 105, 106, 2, 1  # Gemma 3 ids
 
@@ -13,13 +18,14 @@ def tokenizer(default_lm):
     return default_lm.preprocessor.tokenizer
 
 
-def test_turn_format_ids(tokenizer):
-    ids = gemma_kit.encode_chat(tokenizer, [{"role": "user", "content": "Hi"}])
+def test_turn_format_matches_llama_cpp(tokenizer):
+    """llama.cpp tokenizing the written-out template (special tokens parsed) is the reference."""
+    chats = json.loads((FIXTURES / "llama_cpp_default.json").read_text())["chats"]
+    assert [c["messages"] for c in chats] == CHATS
+    for chat in chats:
+        assert gemma_kit.encode_chat(tokenizer, chat["messages"]) == chat["ids"]
     # <bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n
-    expected = [BOS, START, *gemma_kit.encode_text(tokenizer, "user\nHi"), END,
-                *gemma_kit.encode_text(tokenizer, "\n"), START, *gemma_kit.encode_text(tokenizer, "model\n")]
-    assert ids == expected
-    assert gemma_kit.encode_text(tokenizer, "\n") == [107]
+    assert chats[0]["ids"][:3] == [BOS, START, 2364] and chats[0]["ids"].count(END) == 1
 
 
 @pytest.mark.parametrize("attack", [

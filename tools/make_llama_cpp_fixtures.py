@@ -11,8 +11,9 @@ Writes:
 - llama_cpp_tiny.npz: llama.cpp's logits at every position of fixed token sequences,
   and its greedy continuations, for both files;
 - llama_cpp_default.json: llama.cpp's prompt tokens and 16 greedy tokens for the
-  default Gemma 3 270M on reference_strings.PROMPTS, and its token ids (no BOS,
-  special tokens not parsed) for reference_strings.tokenizer_strings().
+  default Gemma 3 270M on reference_strings.PROMPTS, its token ids (no BOS,
+  special tokens not parsed) for reference_strings.tokenizer_strings(), and its ids for
+  reference_strings.CHATS written out in the Gemma turn format (BOS, special tokens parsed).
 """
 
 import json
@@ -24,7 +25,7 @@ import numpy as np
 from llama_cpp import Llama
 
 sys.path.insert(0, os.path.dirname(__file__))
-from reference_strings import PROMPTS, tokenizer_strings  # noqa: E402
+from reference_strings import CHATS, PROMPTS, tokenizer_strings  # noqa: E402
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures")
 Q = gguf.GGMLQuantizationType
@@ -132,6 +133,12 @@ def tiny_fixtures(rng):
     np.savez(os.path.join(FIXTURES, "llama_cpp_tiny.npz"), **arrays)
 
 
+def gemma_turns(messages):
+    """The Gemma chat format as published, ending with the model's open turn."""
+    turns = "".join(f"<start_of_turn>{m['role']}\n{m['content']}<end_of_turn>\n" for m in messages)
+    return turns + "<start_of_turn>model\n"
+
+
 def default_fixtures(path):
     llm = llama(path)
     prompts = []
@@ -139,8 +146,10 @@ def default_fixtures(path):
         ids = llm.tokenize(text.encode(), add_bos=True, special=False)
         prompts.append({"text": text, "prompt_ids": ids, "greedy_ids": greedy(llm, ids, 16)})
     strings = [{"text": s, "ids": llm.tokenize(s.encode(), add_bos=False, special=False)} for s in tokenizer_strings()]
+    chats = [{"messages": messages, "ids": llm.tokenize(gemma_turns(messages).encode(), add_bos=True, special=True)}
+             for messages in CHATS]
     out = {"model": os.path.basename(path), "llama_cpp_python": __import__("llama_cpp").__version__,
-           "prompts": prompts, "tokenizer": strings}
+           "prompts": prompts, "tokenizer": strings, "chats": chats}
     with open(os.path.join(FIXTURES, "llama_cpp_default.json"), "w") as f:
         json.dump(out, f, ensure_ascii=False, indent=1)
 

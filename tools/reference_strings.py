@@ -27,6 +27,14 @@ PROMPTS = [
     "The opposite of hot is",
 ]
 
+CHATS = [
+    [{"role": "user", "content": "Hi"}],
+    [{"role": "user", "content": "What is 2 + 2?"}],
+    [{"role": "user", "content": "Write a haiku\nabout   rain."}],
+    [{"role": "user", "content": "Hi"}, {"role": "model", "content": "Hello! How can I help?"},
+     {"role": "user", "content": "Tell me a joke."}],
+]
+
 _SAMPLES = [
     "Hello, world!", "hello world", " leading space", "trailing space ", "  two leading",
     "tabs\tand\ttabs", "\t\tindented", "line one\nline two", "\n\nblank lines\n\n\n", "   ",

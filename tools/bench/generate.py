@@ -45,15 +45,16 @@ def peak_rss_gib():
 def kit_worker(backend):
     os.environ["KERAS_BACKEND"] = backend
     import gemma_kit
-    from gemma_kit.generation import generate_ids
 
     lm = gemma_kit.load_model("default")
     prefill = timed(lambda: gemma_kit.logits(lm, [prompt_ids(PREFILL)]))
-    decode = timed(lambda: _generate_exactly(generate_ids, lm))
+    decode = timed(lambda: _generate_exactly(lm))
     return {"prefill": PREFILL / prefill, "decode": DECODE / decode, "rss": peak_rss_gib()}
 
 
-def _generate_exactly(generate_ids, lm):
+def _generate_exactly(lm):
+    from gemma_kit.generation import generate_ids
+
     # Stop tokens would end the run early and flatter the number; count what was made.
     out = generate_ids(lm, [prompt_ids(DECODE_PROMPT)], DECODE)[0]
     if len(out) != DECODE:
