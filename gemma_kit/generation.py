@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from gemma_kit import chat
+from gemma_kit import chat, runtime
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.sampling import Sampling
 
@@ -61,7 +61,8 @@ def stream(causal_lm, prompt_ids, max_new_tokens=256, sampling=Sampling()):
     stop_ids = chat.stop_token_ids(causal_lm.preprocessor.tokenizer)
     total = len(prompt_ids) + max_new_tokens
     # Round the cache up so later turns of a chat reuse the compiled decode step.
-    cache = _empty_cache(causal_lm, -(-total // _CACHE_BUCKET) * _CACHE_BUCKET)
+    length = -(-total // _CACHE_BUCKET) * _CACHE_BUCKET
+    cache = runtime.model_cache(causal_lm, runtime.layer_caches(causal_lm, 1, length))
     step = _step_function(causal_lm)
     rng = np.random.default_rng(sampling.seed)
     logits, cache = step(np.asarray([prompt_ids], dtype="int32"), cache, keras.ops.convert_to_tensor(0, "int32"))
@@ -86,20 +87,6 @@ def decode(tokenizer, ids):
     return str(text)
 
 
-def _empty_cache(causal_lm, length):
-    """A zero KV cache in the layout the model's `call_with_cache` expects."""
-    import keras_hub
-
-    backbone = causal_lm.backbone
-    layer_shape = (1, length, backbone.num_key_value_heads, backbone.head_dim)
-    if isinstance(causal_lm, keras_hub.models.Gemma3CausalLM):  # a (key, value) pair per layer
-        return tuple(
-            (keras.ops.zeros(layer_shape, backbone.compute_dtype), keras.ops.zeros(layer_shape, backbone.compute_dtype))
-            for _ in range(backbone.num_layers)
-        )
-    return keras.ops.zeros((1, backbone.num_layers, 2, *layer_shape[1:]), backbone.compute_dtype)
-
-
 def _cut_at_stop(ids, stop_ids):
     for i, token in enumerate(ids):
         if token in stop_ids:
@@ -114,43 +101,10 @@ def _use_sampler(causal_lm, sampling):
 
 
 def _step_function(causal_lm):
-    """(token_ids, cache, index) -> (logits, cache), compiled where the backend allows.
-
-    Built once per model and kept on it, so the compiled code outlives one `stream`.
-    """
-    if getattr(causal_lm, "_gemma_kit_step", None) is None:
-        causal_lm._gemma_kit_step = _build_step_function(causal_lm)
-    return causal_lm._gemma_kit_step
-
-
-def _build_step_function(causal_lm):
-    backend = keras.config.backend()
+    """(token_ids, cache, index) -> (logits, cache), compiled once per model."""
 
     def step(token_ids, cache, index):
         logits, _, cache = causal_lm.call_with_cache(token_ids, cache, index)
         return logits, cache
 
-    if backend == "jax":
-        import jax
-
-        variables = causal_lm.variables
-
-        @jax.jit
-        def pure_step(values, token_ids, cache, index):
-            with keras.StatelessScope(state_mapping=zip(variables, values)):
-                return step(token_ids, cache, index)
-
-        return lambda token_ids, cache, index: pure_step([v.value for v in variables], token_ids, cache, index)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(step, jit_compile=True, reduce_retracing=True)
-    if backend == "torch":
-        import torch
-
-        def no_grad_step(token_ids, cache, index):
-            with torch.no_grad():
-                return step(token_ids, cache, index)
-
-        return no_grad_step
-    return step
+    return runtime.cached(causal_lm, "step", lambda: runtime.compile_fn(causal_lm, step))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-import transformers
+from tiny_models import CONFIGS, save_model
 
 import gemma_kit
 from gemma_kit.generation import generate_ids
@@ -14,42 +14,9 @@ VOCAB = 512
 STOP_IDS = [1, 6]  # <eos>, <end_of_turn> in the tiny vocabulary
 
 
-def gemma2_config(**overrides):
-    base = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=4,
-                num_attention_heads=4, num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16,
-                sliding_window=8, final_logit_softcapping=30.0, attn_logit_softcapping=50.0,
-                pad_token_id=0, eos_token_id=1, bos_token_id=2, attn_implementation="eager")
-    return transformers.Gemma2Config(**{**base, **overrides})
-
-
-def gemma3_config():
-    return transformers.Gemma3TextConfig(
-        vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=6,
-        num_attention_heads=4, num_key_value_heads=1, head_dim=32, query_pre_attn_scalar=32,
-        sliding_window=8, pad_token_id=0, eos_token_id=1, bos_token_id=2, attn_implementation="eager")
-
-
-CONFIGS = {
-    # 2B / 9B geometry: the query is scaled by 1/sqrt(head_dim).
-    "gemma2_2b_geometry": (transformers.Gemma2ForCausalLM, gemma2_config),
-    # 27B geometry: query_pre_attn_scalar = hidden / heads != head_dim.
-    "gemma2_27b_geometry": (transformers.Gemma2ForCausalLM,
-                            lambda: gemma2_config(hidden_size=96, head_dim=16, query_pre_attn_scalar=24)),
-    "gemma3": (transformers.Gemma3ForCausalLM, gemma3_config),
-}
-
-
 def save_pair(name, tmp_path_factory, tokenizer_model):
-    model_cls, make_config = CONFIGS[name]
-    torch.manual_seed(0)
-    model = model_cls(make_config()).eval()
-    with torch.no_grad():  # larger than HF's init, so logits span a few units and any slip shows
-        for name, param in model.named_parameters():
-            param.normal_(0.0, 0.3 if "norm" in name else 0.15)
     folder = tmp_path_factory.mktemp(name)
-    model.save_pretrained(folder)
-    (folder / "tokenizer.model").write_bytes(tokenizer_model)
-    return name, model, folder
+    return name, save_model(name, folder, tokenizer_model, VOCAB), folder
 
 
 @pytest.fixture(scope="module", params=sorted(CONFIGS))

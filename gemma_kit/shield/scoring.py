@@ -1,0 +1,117 @@
+"""P(violation) from a Gemma causal LM: the Yes/No logits at each prompt's last token.
+
+Two exact paths, both compiled per backend (`gemma_kit.runtime`):
+- `score_prompts`: one full prompt per row (the model-card computation), rows batched
+  with right padding, which causal attention never sees from a real token.
+- `score_shared`: per text, the prefix that all policies share is run once into a KV
+  cache, then every policy's suffix runs as one batch on top of that cache, each at
+  the prefix's true positions. Only the last position of each row goes through the
+  output layer.
+Shapes are rounded up to buckets so that new texts reuse compiled code.
+"""
+
+import keras
+import numpy as np
+
+from gemma_kit import runtime
+from gemma_kit.errors import GemmaKitError
+
+ANSWERS = ("Yes", "No")
+_LENGTH_BUCKET = 32
+
+
+def answer_ids(tokenizer):
+    """Vocabulary ids of the single tokens `Yes` and `No`."""
+    vocabulary = tokenizer.get_vocabulary()
+    ids = []
+    for piece in ANSWERS:
+        try:
+            ids.append(vocabulary.index(piece))
+        except ValueError:
+            raise GemmaKitError(
+                f"the tokenizer has no single token {piece!r}: ShieldGemma scoring needs the "
+                "'Yes' and 'No' tokens of the Gemma vocabulary"
+            ) from None
+    return ids
+
+
+def probability(yes_no_logits):
+    """softmax([yes, no])[0], computed stably in float64."""
+    logits = np.asarray(yes_no_logits, dtype=np.float64)
+    return 1.0 / (1.0 + np.exp(logits[..., 1] - logits[..., 0]))
+
+
+def score_prompts(causal_lm, prompts, answers, batch_size):
+    """Yes/No logits [n, 2] for complete prompts (lists of ids), `batch_size` rows a call."""
+    fn = runtime.cached(causal_lm, "shield_full", lambda: runtime.compile_fn(causal_lm, _full_pass(causal_lm)))
+    out = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        rows = min(1 << (len(chunk) - 1).bit_length(), batch_size)
+        ids = _pad([*chunk, *[[0]] * (rows - len(chunk))], _bucket(max(map(len, chunk)), _LENGTH_BUCKET))
+        last = np.asarray([len(p) - 1 for p in chunk] + [0] * (rows - len(chunk)), dtype="int32")
+        out.append(_numpy(fn(ids, last, _answers(answers)))[: len(chunk)])
+    return np.concatenate(out)
+
+
+def score_shared(causal_lm, shared, suffixes, answers):
+    """Yes/No logits [len(suffixes), 2] for `shared + suffix` prompts, the prefix run once."""
+    fn = runtime.cached(causal_lm, "shield_shared", lambda: runtime.compile_fn(causal_lm, _shared_pass(causal_lm)))
+    prefix = _pad([shared], _bucket(len(shared), _LENGTH_BUCKET))
+    suffix = _pad(suffixes, _bucket(max(map(len, suffixes)), _LENGTH_BUCKET))
+    last = np.asarray([len(s) - 1 for s in suffixes], dtype="int32")
+    return _numpy(fn(prefix, np.asarray(len(shared), dtype="int32"), suffix, last, _answers(answers)))
+
+
+def _full_pass(causal_lm):
+    backbone = causal_lm.backbone
+
+    def full(token_ids, last, answers):
+        x, _ = runtime.run_blocks(backbone, runtime.embed(backbone, token_ids))
+        return _answer_logits(backbone, x, last, answers)
+
+    return full
+
+
+def _shared_pass(causal_lm):
+    backbone = causal_lm.backbone
+
+    def shared(prefix_ids, prefix_length, suffix_ids, last, answers):
+        length = keras.ops.shape(prefix_ids)[1] + keras.ops.shape(suffix_ids)[1]
+        caches = runtime.layer_caches(causal_lm, 1, length)
+        _, caches = runtime.run_blocks(backbone, runtime.embed(backbone, prefix_ids), caches, 0)
+        # The prefix's bucket padding sits in the cache after `prefix_length`; the suffix
+        # is written from `prefix_length` on, so it overwrites that padding or, beyond
+        # the suffix, is masked by causality.
+        rows = keras.ops.shape(suffix_ids)[0]
+        caches = keras.tree.map_structure(lambda c: keras.ops.repeat(c, rows, axis=0), caches)
+        x, _ = runtime.run_blocks(backbone, runtime.embed(backbone, suffix_ids), caches, prefix_length)
+        return _answer_logits(backbone, x, last, answers)
+
+    return shared
+
+
+def _answer_logits(backbone, x, last, answers):
+    """Final norm and output layer (soft cap included) at one position per row; [rows, 2]."""
+    x = keras.ops.take_along_axis(x, keras.ops.reshape(last, (-1, 1, 1)), axis=1)[:, 0]
+    logits = backbone.token_embedding(backbone.layer_norm(x), reverse=True)
+    return keras.ops.cast(keras.ops.take(logits, answers, axis=1), "float32")
+
+
+def _bucket(n, step):
+    return -(-n // step) * step
+
+
+def _pad(rows, length):
+    ids = np.zeros((len(rows), length), dtype="int32")
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+    return ids
+
+
+def _answers(answers):
+    return np.asarray(answers, dtype="int32")
+
+
+def _numpy(x):
+    return keras.ops.convert_to_numpy(x).astype(np.float32)
