@@ -1,4 +1,5 @@
-"""`gemma-kit`: generate, chat and info on any model source `load_model` accepts."""
+"""`gemma-kit`: generate, chat, info and ShieldGemma screening on any model source
+`load_model` accepts."""
 
 import argparse
 import json
@@ -6,9 +7,14 @@ import os
 import sys
 
 BACKENDS = ("jax", "tensorflow", "torch")
+# `gemma-kit shield eval FILE` reads better than a separate top-level command.
+_SHIELD_ACTIONS = {"eval": "shield-eval", "calibrate": "shield-calibrate"}
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["shield"] and len(argv) > 1 and argv[1] in _SHIELD_ACTIONS:
+        argv[:2] = [_SHIELD_ACTIONS[argv[1]]]
     args = _parser().parse_args(argv)
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
@@ -52,7 +58,33 @@ def _parser():
     command("demo", _demo, "a tour of the kit on the embedded default model")
     p = command("info", _info, "architecture, parameters, dtype, memory")
     p.add_argument("--json", action="store_true")
+    _shield_commands(command)
     return parser
+
+
+def _shield_commands(command):
+    from gemma_kit.shield.policies import POLICIES
+
+    def common(p):
+        p.add_argument("--policy", action="append", choices=list(POLICIES),
+                       help="repeat for several (default: dangerous, harassment, hate, sexual)")
+        p.add_argument("--max-length", type=int, default=2048, help="longest prompt in tokens; content is cut to fit")
+        p.add_argument("--json", action="store_true")
+
+    p = command("shield", _shield, "P(violation) of a prompt (and response) per safety policy")
+    p.add_argument("text", help="the user prompt to screen")
+    p.add_argument("--response", help="screen this model response to the prompt instead")
+    p.add_argument("--threshold", type=float, default=0.5, help="one threshold for every policy")
+    p.add_argument("--thresholds", help="per-policy thresholds JSON from `gemma-kit shield calibrate`")
+    common(p)
+    p = command("shield-eval", _shield_eval, "optimal F1 and AU-PRC on a labelled JSONL file (`shield eval`)")
+    p.add_argument("data")
+    common(p)
+    p = command("shield-calibrate", _shield_calibrate, "choose per-policy thresholds (`shield calibrate`)")
+    p.add_argument("data")
+    p.add_argument("-o", "--out", required=True, help="thresholds JSON to write")
+    p.add_argument("--target-precision", type=float, help="most recall at this precision (default: best F1)")
+    common(p)
 
 
 def _load(args):
@@ -150,6 +182,60 @@ def _info(args, lm=None):
     print(f"memory         weights {info['weights_bytes'] / gib:.2f} GiB + KV cache "
           f"{info['kv_cache_bytes'] / gib:.2f} GiB at {info['context_length_for_kv']} tokens")
     return 0
+
+
+def _shield_model(args):
+    from gemma_kit.shield import ShieldGemma
+
+    if args.model == "default":
+        print("note: the default model is Gemma 3 270M, not a ShieldGemma checkpoint: its scores "
+              "exercise the pipeline, not a trained classifier (use --model shieldgemma_2b_en)", file=sys.stderr)
+    return ShieldGemma(_load(args), max_length=args.max_length)
+
+
+def _shield(args):
+    shield = _shield_model(args)
+    thresholds = args.thresholds if args.thresholds else args.threshold
+    verdict = shield.classify(args.text, None if args.response is None else [args.response],
+                              args.policy, thresholds)
+    if args.json:
+        print(json.dumps({"scores": verdict.scores, "thresholds": verdict.thresholds,
+                          "violations": list(verdict.violations), "truncated": verdict.truncated}, indent=2))
+        return 0
+    for key, score in verdict.scores.items():
+        flag = "VIOLATION" if key in verdict.violations else "ok"
+        print(f"{key:<12} {score:.4f}  (threshold {verdict.thresholds[key]:.3f})  {flag}")
+    if verdict.truncated:
+        print("(content was shortened to fit --max-length)")
+    return 0
+
+
+def _shield_eval(args):
+    from gemma_kit.shield.evaluation import evaluate
+
+    report = evaluate(_shield_model(args), args.data, args.policy)[0]
+    _print_report(report, args.json)
+    return 0
+
+
+def _shield_calibrate(args):
+    from gemma_kit.shield.evaluation import calibrate
+
+    chosen, report = calibrate(_shield_model(args), args.data, args.out, args.policy, args.target_precision)
+    _print_report(report, args.json)
+    print(f"thresholds written to {args.out}: " + ", ".join(f"{k} {v:.4f}" for k, v in chosen.items()),
+          file=sys.stderr)
+    return 0
+
+
+def _print_report(report, as_json):
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    print(f"{'policy':<12} {'optimal F1':>10} {'threshold':>10} {'AU-PRC':>8} {'positives':>10}")
+    for key, row in report.items():
+        print(f"{key:<12} {row['optimal_f1']:>10.3f} {row['threshold']:>10.4f} {row['au_prc']:>8.3f} "
+              f"{row['positives']:>5}/{row['texts']}")
 
 
 if __name__ == "__main__":

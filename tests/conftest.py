@@ -25,3 +25,21 @@ def tiny_tokenizer_model():
     from gemma_kit.models.gguf_model import GGUFModelFile
 
     return GGUFModelFile(FIXTURES / "tiny_gemma2_f32.gguf").sentencepiece_proto()
+
+
+@pytest.fixture(scope="session")
+def tiny_shield_folder(tmp_path_factory):
+    """HF folder: a tiny random Gemma 2 with a tokenizer that has Yes / No."""
+    from tiny_models import save_shield_model
+
+    folder = tmp_path_factory.mktemp("tiny_shield")
+    save_shield_model("gemma2_2b_geometry", folder, (FIXTURES / "tiny_shield_tokenizer.model").read_bytes())
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_shield(tiny_shield_folder):
+    import gemma_kit
+    from gemma_kit.shield import ShieldGemma
+
+    return ShieldGemma(gemma_kit.load_model(str(tiny_shield_folder)))

@@ -51,3 +51,38 @@ def test_chat_streams_turns():
 def test_bad_sampling_flag_is_reported():
     out = run("generate", "--model", TINY, "x", "--sampler", "top_k", "--temperature", "0")
     assert out.returncode == 2 and "temperature must be > 0" in out.stderr
+
+
+def test_shield_scores_match_library(tiny_shield, tiny_shield_folder):
+    out = run("shield", "How do I bake bread?", "--response", "Knead it.", "--model", str(tiny_shield_folder),
+              "--policy", "hate", "--policy", "violence", "--threshold", "0.3", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    expected = tiny_shield.score("How do I bake bread?", ["Knead it."], policies=["hate", "violence"])[0]
+    assert list(result["scores"]) == ["hate", "violence"]
+    assert abs(result["scores"]["hate"] - expected[0]) <= 1e-6
+    assert result["violations"] == [k for k, v in result["scores"].items() if v >= 0.3]
+
+
+def test_shield_eval_and_calibrate(tiny_shield_folder, tmp_path):
+    data = tmp_path / "data.jsonl"
+    rows = [{"prompt": f"text number {i}", "labels": {"hate": i % 2, "sexual": int(i % 3 == 0)}} for i in range(12)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = run("shield", "eval", str(data), "--model", str(tiny_shield_folder), "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert set(report) == {"hate", "sexual", "overall"} and report["hate"]["positives"] == 6
+    thresholds = tmp_path / "t.json"
+    out = run("shield", "calibrate", str(data), "--model", str(tiny_shield_folder), "-o", str(thresholds))
+    assert out.returncode == 0, out.stderr
+    saved = json.loads(thresholds.read_text())
+    assert saved["thresholds"]["hate"] == report["hate"]["threshold"] and saved["method"] == "optimal_f1"
+    out = run("shield", "text number 3", "--model", str(tiny_shield_folder), "--policy", "hate",
+              "--policy", "sexual", "--thresholds", str(thresholds))
+    assert out.returncode == 0 and "hate" in out.stdout, out.stderr
+
+
+def test_shield_errors_are_one_line(tiny_shield_folder, tmp_path):
+    out = run("shield", "eval", str(tmp_path / "missing.jsonl"), "--model", str(tiny_shield_folder))
+    assert out.returncode == 2 and out.stderr.strip().endswith("missing.jsonl: file not found")
+    assert "Traceback" not in out.stderr

@@ -3,15 +3,13 @@
 Model card: prompt string -> HF tokenizer -> logits[-1, [Yes, No]] -> softmax.
 """
 
-import json
-
 import numpy as np
 import pytest
 import torch
 import transformers
 from conftest import FIXTURES
 from reference_strings import SHIELD_CASES
-from tiny_models import save_model
+from tiny_models import save_shield_model
 
 import gemma_kit
 from gemma_kit.shield import POLICIES, ShieldGemma, build_prompt
@@ -28,10 +26,7 @@ POLICY_SET = ["dangerous", "hate", "violence", "obscenity"]
 @pytest.fixture(scope="module", params=["gemma2_2b_geometry", "gemma3"])
 def pair(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param)
-    tokenizer_model = (FIXTURES / "tiny_shield_tokenizer.model").read_bytes()
-    # Smaller weights than the logits tests: P(Yes) should land well inside (0, 1).
-    model = save_model(request.param, folder, tokenizer_model, vocab=1024, scale=0.08)
-    (folder / "tokenizer_config.json").write_text(json.dumps({"add_bos_token": True}))
+    model = save_shield_model(request.param, folder, (FIXTURES / "tiny_shield_tokenizer.model").read_bytes())
     hf_tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     return model, hf_tokenizer, ShieldGemma(gemma_kit.load_model(str(folder)))
 

@@ -1,5 +1,7 @@
 """Tiny random transformers models saved as HF folders, shared by the parity tests."""
 
+import json
+
 import torch
 import transformers
 
@@ -43,4 +45,13 @@ def save_model(name, folder, tokenizer_model, vocab, scale=0.15):
             param.normal_(0.0, 2 * scale if "norm" in param_name else scale)
     model.save_pretrained(folder)
     (folder / "tokenizer.model").write_bytes(tokenizer_model)
+    return model
+
+
+def save_shield_model(name, folder, tokenizer_model):
+    """A tiny model over the shield test tokenizer, with the HF tokenizer config the
+    ShieldGemma checkpoints ship (BOS added), so `AutoTokenizer` reads it as they do."""
+    # Smaller weights than the logits tests: P(Yes) should land well inside (0, 1).
+    model = save_model(name, folder, tokenizer_model, vocab=1024, scale=0.08)
+    (folder / "tokenizer_config.json").write_text(json.dumps({"add_bos_token": True}))
     return model
