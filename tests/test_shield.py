@@ -1,7 +1,6 @@
 """ShieldGemma behaviour: injection resistance, truncation, verdicts, thresholds, Guard,
 metrics against scikit-learn, and the real default model end to end."""
 
-import json
 
 import numpy as np
 import pytest

@@ -13,33 +13,15 @@ import argparse
 import json
 import os
 import platform
-import resource
-import statistics
-import subprocess
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import ROOT, gemma2_2b, peak_rss_gib, run_worker, timed, write_section
 PREFILL, DECODE_PROMPT, DECODE = 128, 16, 128
 SECTION = "## Generation (issue 2)"
 
 
-def timed(fn, repeats=3):
-    fn()  # warm-up: compilation
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def prompt_ids(n):
     return [2] + [(7919 * i) % 200000 + 1000 for i in range(n - 1)]
-
-
-def peak_rss_gib():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
 def kit_worker(backend):
@@ -100,34 +82,16 @@ def llama_cpp_worker(path):
 def gemma2_2b_worker(dtype):
     """Random-weight Gemma 2 2B (keras-hub's gemma2_2b_en geometry), decode on JAX."""
     os.environ["KERAS_BACKEND"] = "jax"
-    import keras_hub
-
-    import gemma_kit
     from gemma_kit.generation import generate_ids
     from gemma_kit.models.gguf_model import GGUFModelFile
 
-    backbone = keras_hub.models.GemmaBackbone(
-        vocabulary_size=256000, num_layers=26, num_query_heads=8, num_key_value_heads=4, hidden_dim=2304,
-        intermediate_dim=18432, head_dim=256, query_head_dim_normalize=True, use_post_ffw_norm=True,
-        use_post_attention_norm=True, final_logit_soft_cap=30.0, attention_logit_soft_cap=50.0,
-        sliding_window_size=4096, use_sliding_window_attention=True, dtype=dtype)
     # Any Gemma tokenizer serves: generation only needs its pad and stop ids.
     proto = GGUFModelFile(os.path.join(ROOT, "tests", "fixtures", "tiny_gemma2_f32.gguf")).sentencepiece_proto()
-    tokenizer = keras_hub.models.GemmaTokenizer(proto=proto)
-    lm = gemma_kit.prepare(keras_hub.models.GemmaCausalLM(
-        backbone=backbone, preprocessor=keras_hub.models.GemmaCausalLMPreprocessor(tokenizer)))
+    lm = gemma2_2b(dtype, proto)
     n = 32
     prompt = [2] + list(range(10, 10 + DECODE_PROMPT - 1))
     seconds = timed(lambda: generate_ids(lm, [prompt], n), repeats=1)
-    return {"decode": n / seconds, "rss": peak_rss_gib(), "params": backbone.count_params()}
-
-
-def run_worker(args, python=sys.executable):
-    out = subprocess.run([python, os.path.abspath(__file__), "--worker", *args], capture_output=True, text=True,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    if out.returncode != 0:
-        raise RuntimeError(f"worker {args} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return {"decode": n / seconds, "rss": peak_rss_gib(), "params": lm.backbone.count_params()}
 
 
 def main():
@@ -144,10 +108,10 @@ def main():
         return
     import gemma_kit
 
-    rows = {f"gemma-kit, {b}": run_worker(["kit", b]) for b in ("jax", "tensorflow", "torch")}
-    rows["transformers (torch, float32)"] = run_worker(["transformers"])
-    rows["llama.cpp (Q4_K_M)"] = run_worker(["llama", gemma_kit.default_model_path()], args.llama_python)
-    big = {} if args.skip_2b else {d: run_worker(["gemma2_2b", d]) for d in ("float32", "bfloat16")}
+    rows = {f"gemma-kit, {b}": run_worker(__file__, ["kit", b]) for b in ("jax", "tensorflow", "torch")}
+    rows["transformers (torch, float32)"] = run_worker(__file__, ["transformers"])
+    rows["llama.cpp (Q4_K_M)"] = run_worker(__file__, ["llama", gemma_kit.default_model_path()], args.llama_python)
+    big = {} if args.skip_2b else {d: run_worker(__file__, ["gemma2_2b", d]) for d in ("float32", "bfloat16")}
     write_report(rows, big)
 
 
@@ -168,17 +132,7 @@ def write_report(rows, big):
                   "(one warm run):", "", "| dtype | parameters | decode tok/s | peak RSS GiB |", "|---|---|---|---|"]
         for dtype, r in big.items():
             lines.append(f"| {dtype} | {r['params']:,} | {r['decode']:.2f} | {r['rss']:.2f} |")
-    path = os.path.join(ROOT, "docs", "benchmarks.md")
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    head = text.split(SECTION)[0].rstrip() + "\n\n"
-    rest = text.split(SECTION, 1)[1] if SECTION in text else ""
-    tail = rest[rest.find("\n## "):] if "\n## " in rest else ""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(head + "\n".join(lines) + "\n" + tail)
-    os.replace(tmp, path)
-    print("\n".join(lines))
-
+    write_section(SECTION, lines[1:])
 
 if __name__ == "__main__":
     main()
