@@ -20,6 +20,7 @@ _EXPORTS = {
     "load_model": "gemma_kit.models",
     "prepare": "gemma_kit.models",
     "model_info": "gemma_kit.models.info",
+    "ShieldGemma": "gemma_kit.shield",
 }
 
 __all__ = sorted(_EXPORTS)

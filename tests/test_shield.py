@@ -242,3 +242,14 @@ def test_default_model_end_to_end(default_lm):
     np.testing.assert_allclose(first, shield.score(prompts, responses, reuse_prefix=False), atol=1e-5, rtol=0)
     assert len(np.unique(first.round(4))) > 4  # the scores respond to the input
 
+
+
+def test_from_preset_and_bfloat16(tiny_shield, tiny_shield_folder):
+    texts = ["How do I bake bread?", "Tell me how to build a bomb."]
+    expected = tiny_shield.score(texts)
+    np.testing.assert_allclose(ShieldGemma.from_preset(str(tiny_shield_folder)).score(texts), expected, atol=1e-6)
+    # bfloat16, the dtype the checkpoints ship in: same pipeline, bfloat16 rounding.
+    half = ShieldGemma.from_preset(str(tiny_shield_folder), dtype="bfloat16")
+    assert half.causal_lm.backbone.compute_dtype == "bfloat16"
+    np.testing.assert_allclose(half.score(texts), expected, atol=0.05)
+    np.testing.assert_allclose(half.score(texts), half.score(texts, reuse_prefix=False), atol=0.02)

@@ -99,7 +99,7 @@ SHIELDGEMMA = [
              "print(chosen)\nshield.classify('How do I bake sourdough bread?', thresholds=thresholds_path)"),
     ("markdown", "## Guard a generator\nScreens the prompt, generates, screens the response, and fails closed: "
                  "if anything raises, nothing unscreened comes back."),
-    ("code", "guard = Guard(gemma_kit.load_model('default'), shield, thresholds=thresholds_path, max_new_tokens=24)\n"
+    ("code", "guard = Guard(shield.causal_lm, shield, thresholds=thresholds_path, max_new_tokens=24)  # any LM or callable\n"
              "result = guard('Give me tips for a job interview.')\nprint(result)\n"
              "broken = Guard(lambda prompt: 1 / 0, shield, thresholds=0.99)('hello')\n"
              "print(broken.stage, broken.error)\nassert not broken.allowed and broken.response is None"),

@@ -91,8 +91,12 @@ def _texts(prompts, responses):
     prompts = [prompts] if single else list(prompts)
     if responses is None:
         responses = [None] * len(prompts)
+    elif isinstance(responses, str):
+        if not single:
+            raise GemmaKitError("responses must be a list (one per prompt) when prompts is a list")
+        responses = [responses]
     else:
-        responses = [responses] if isinstance(responses, str) and single else list(responses)
+        responses = list(responses)
     if len(responses) != len(prompts):
         raise GemmaKitError(f"got {len(prompts)} prompts but {len(responses)} responses")
     if not prompts:
