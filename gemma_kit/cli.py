@@ -172,7 +172,7 @@ def _demo(args):
     scores = shield.score(prompts)
     print(f"{'':<48} " + " ".join(f"{k:>10}" for k in ("dangerous", "harassment", "hate", "sexual")))
     for prompt, row in zip(prompts, scores):
-        print(f"{prompt[:46]!r:<48} " + " ".join(f"{p:>10.3f}" for p in row))
+        print(f"{repr(prompt)[:46]:<48} " + " ".join(f"{p:>10.3f}" for p in row))
     print(f"(2 texts x 4 policies, shared prefix run once per text, {time.perf_counter() - start:.1f} s)")
     return 0
 
