@@ -68,11 +68,19 @@ def _npz(path, dtype):
     with archive:
         shapes = {}
         for key in archive.files:
-            # The .npy header gives the shape without reading the data.
+            # The .npy header gives shape and dtype without reading the data.
             with archive.zip.open(key + ".npy") as f:
-                version = np.lib.format.read_magic(f)
-                shapes[key] = np.lib.format._read_array_header(f, version)[0]
+                read_header = _NPY_HEADERS.get(np.lib.format.read_magic(f))
+                if read_header is None:
+                    raise GemmaKitError(f"{path}: {key} uses an unsupported .npy format version")
+                shapes[key], _, stored = read_header(f)
+            if not np.issubdtype(stored, np.floating):
+                raise GemmaKitError(f"{path}: {key} has dtype {stored}, expected a float type "
+                                    "(pickled object arrays are never loaded)")
         return _build(_Source(path, archive.files, lambda k: archive[k]), shapes, dtype)
+
+
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
 def _safetensors(path):
