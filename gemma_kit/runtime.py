@@ -40,10 +40,22 @@ def compile_fn(model, fn):
 
 def cached(model, name, build):
     """`build()` once per model, kept on the model so compiled code outlives one call."""
+    _CACHED.add(name)
     attribute = f"_gemma_kit_{name}"
     if getattr(model, attribute, None) is None:
         setattr(model, attribute, build())
     return getattr(model, attribute)
+
+
+def forget_compiled(causal_lm):
+    """Drop compiled functions (keras-hub's generate, the kit's cached ones): they were
+    traced with the layers as they were, and a hook added or removed must be seen."""
+    causal_lm.generate_function = None
+    for name in _CACHED:
+        setattr(causal_lm, f"_gemma_kit_{name}", None)
+
+
+_CACHED = set()
 
 
 def is_gemma3(causal_lm):

@@ -47,5 +47,5 @@ def site_activations(causal_lm, texts, sites):
         logits(causal_lm, ids, mask)
     finally:
         for layer in layers:
-            site_lib.remove(layer)
+            site_lib.remove(causal_lm, layer)
     return {str(s): found[str(s)] for s in parsed}

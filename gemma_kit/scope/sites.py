@@ -18,6 +18,7 @@ import dataclasses
 
 import keras
 
+from gemma_kit import runtime
 from gemma_kit.errors import GemmaKitError
 
 KINDS = ("res", "att", "mlp")
@@ -81,8 +82,10 @@ def install(causal_lm, site, fn):
             return keras.ops.cast(fn(out), out.dtype)
 
     layer.call = hooked
+    runtime.forget_compiled(causal_lm)
     return layer
 
 
-def remove(layer):
+def remove(causal_lm, layer):
     layer.__dict__.pop("call", None)
+    runtime.forget_compiled(causal_lm)
