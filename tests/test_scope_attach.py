@@ -90,3 +90,22 @@ def test_refusals(lm):
         with pytest.raises(GemmaKitError, match="already has a hook"):
             attach(lm, {"1.res": random_sae(64)})
     assert "call" not in lm.backbone.transformer_layers[1].__dict__
+
+
+def test_evaluate_metrics_by_hand(lm):
+    from gemma_kit.scope.metrics import evaluate
+
+    sae = random_sae(64)
+    texts = [[2, 40, 50, 60, 70], [2, 41, 51, 61, 71, 81, 91]]
+    result = evaluate(lm, sae, "1.res", texts)
+    acts = site_activations(lm, texts, ["1.res"])["1.res"]
+    x = np.concatenate([acts[0, 1:5], acts[1, 1:7]])  # BOS and padding left out
+    f = keras.ops.convert_to_numpy(sae.encode(x))
+    x_hat = keras.ops.convert_to_numpy(sae.decode(f))
+    assert result["tokens"] == 10
+    assert result["l0"] == pytest.approx((f > 0).sum(axis=1).mean(), rel=1e-6)
+    assert result["fvu"] == pytest.approx(((x - x_hat) ** 2).sum() / ((x - x.mean(0)) ** 2).sum(), rel=1e-4)
+    assert result["delta_lm_loss"] == pytest.approx(result["spliced_lm_loss"] - result["clean_lm_loss"])
+    assert abs(result["delta_lm_loss"]) > 0.01  # splicing a random SAE changes the loss
+    identity = evaluate(lm, sae, "1.res", texts)
+    assert identity == result  # deterministic
