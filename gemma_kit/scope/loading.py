@@ -151,3 +151,34 @@ def _json(path):
         raise GemmaKitError(f"{path}: file not found") from None
     except json.JSONDecodeError as e:
         raise GemmaKitError(f"{path}: not valid JSON ({e})") from None
+
+
+def save_sae(sae, folder, **config):
+    """Write `sae` as a Gemma Scope 2 folder (params.safetensors + config.json), which
+    `load_sae` reads back; `config` adds fields such as hf_hook_point_in. Written to a
+    temporary folder first, then renamed into place."""
+    import shutil
+    import tempfile
+
+    from safetensors.numpy import save_file
+
+    import keras
+
+    folder = os.fspath(folder)
+    if os.path.exists(folder):
+        raise GemmaKitError(f"{folder}: already exists; choose a new folder")
+    parent = os.path.dirname(os.path.abspath(folder))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=parent, prefix=".sae-")
+    try:
+        arrays = {name.lower(): np.ascontiguousarray(keras.ops.convert_to_numpy(keras.ops.cast(getattr(sae, name),
+                                                                                             "float32")))
+                  for name in PARAMETERS}
+        save_file(arrays, os.path.join(staging, "params.safetensors"))
+        meta = {"architecture": "jump_relu", "width": sae.d_sae, "d_in": sae.d_in, **config}
+        with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2)
+        os.replace(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
