@@ -9,8 +9,9 @@ from gemma_kit.generation import encode_prompt
 from gemma_kit.scope import sites as site_lib
 
 
-def batch_inputs(causal_lm, texts):
-    """(token_ids, padding_mask) for strings (BOS + text, right-padded) or int id rows."""
+def batch_inputs(causal_lm, texts, max_length=None):
+    """(token_ids, padding_mask) for strings (BOS + text, right-padded) or int id rows,
+    each cut to `max_length` tokens if given."""
     if isinstance(texts, str):
         texts = [texts]
     if len(texts) and all(isinstance(t, str) for t in texts):
@@ -20,6 +21,7 @@ def batch_inputs(causal_lm, texts):
         rows = [list(np.asarray(r, dtype=np.int64).reshape(-1)) for r in texts]
     if not rows or not all(rows):
         raise GemmaKitError("no texts (or an empty one) given")
+    rows = [row[:max_length] for row in rows] if max_length else rows
     length = max(map(len, rows))
     ids = np.zeros((len(rows), length), dtype="int32")
     mask = np.zeros((len(rows), length), dtype=bool)
@@ -49,3 +51,21 @@ def site_activations(causal_lm, texts, sites):
         for layer in layers:
             site_lib.remove(causal_lm, layer)
     return {str(s): found[str(s)] for s in parsed}
+
+
+def collect_activations(causal_lm, texts, site, batch_size=8, max_length=128):
+    """float32 [tokens, width]: the site's activations at every real token of `texts`
+    (BOS, EOS and padding left out, as SAEs are trained and evaluated)."""
+    name = str(site_lib.parse_site(causal_lm, site))
+    chunks = []
+    for start in range(0, len(texts), batch_size):
+        ids, mask = batch_inputs(causal_lm, texts[start : start + batch_size], max_length)
+        chunks.append(site_activations(causal_lm, ids, [name])[name][real_tokens(causal_lm, ids, mask)])
+    return np.concatenate(chunks)
+
+
+def real_tokens(causal_lm, ids, mask):
+    """bool [batch, seq]: positions that are neither padding nor BOS / EOS / PAD tokens."""
+    tokenizer = causal_lm.preprocessor.tokenizer
+    special = [int(tokenizer.start_token_id), int(tokenizer.end_token_id), int(tokenizer.pad_token_id)]
+    return mask & ~np.isin(ids, special)

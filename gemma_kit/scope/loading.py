@@ -153,9 +153,10 @@ def _json(path):
         raise GemmaKitError(f"{path}: not valid JSON ({e})") from None
 
 
-def save_sae(sae, folder, **config):
+def save_sae(sae, folder, dtype="float32", **config):
     """Write `sae` as a Gemma Scope 2 folder (params.safetensors + config.json), which
-    `load_sae` reads back; `config` adds fields such as hf_hook_point_in. Written to a
+    `load_sae` reads back, in float32 or float16; `config` adds fields such as
+    hf_hook_point_in. Written to a
     temporary folder first, then renamed into place."""
     import shutil
     import tempfile
@@ -172,7 +173,7 @@ def save_sae(sae, folder, **config):
     staging = tempfile.mkdtemp(dir=parent, prefix=".sae-")
     try:
         arrays = {name.lower(): np.ascontiguousarray(keras.ops.convert_to_numpy(keras.ops.cast(getattr(sae, name),
-                                                                                             "float32")))
+                                                                                             dtype)))
                   for name in PARAMETERS}
         save_file(arrays, os.path.join(staging, "params.safetensors"))
         meta = {"architecture": "jump_relu", "width": sae.d_sae, "d_in": sae.d_in, **config}

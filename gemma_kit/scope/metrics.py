@@ -12,22 +12,20 @@ import numpy as np
 
 from gemma_kit.forward import logits
 from gemma_kit.scope import sites as site_lib
-from gemma_kit.scope.activations import batch_inputs, site_activations
+from gemma_kit.scope.activations import batch_inputs, real_tokens, site_activations
 from gemma_kit.scope.attach import attach
 
 
-def evaluate(causal_lm, sae, site, texts, batch_size=8):
+def evaluate(causal_lm, sae, site, texts, batch_size=8, max_length=None):
     """{"l0", "fvu", "delta_lm_loss", "clean_lm_loss", "spliced_lm_loss", "tokens"}."""
     site = str(site_lib.parse_site(causal_lm, site))
-    tokenizer = causal_lm.preprocessor.tokenizer
-    special = [int(tokenizer.start_token_id), int(tokenizer.end_token_id), int(tokenizer.pad_token_id)]
     active = squared_error = tokens = 0.0
     sums, squares = 0.0, 0.0
     losses = {"clean": [0.0, 0], "spliced": [0.0, 0]}
     texts = [texts] if isinstance(texts, str) else list(texts)
     for start in range(0, len(texts), batch_size):
-        ids, mask = batch_inputs(causal_lm, texts[start : start + batch_size])
-        keep = mask & ~np.isin(ids, special)
+        ids, mask = batch_inputs(causal_lm, texts[start : start + batch_size], max_length)
+        keep = real_tokens(causal_lm, ids, mask)
         x = site_activations(causal_lm, ids, [site])[site][keep]
         f = keras.ops.convert_to_numpy(keras.ops.cast(sae.encode(x), "float32"))
         x_hat = keras.ops.convert_to_numpy(keras.ops.cast(sae.decode(f), "float32"))
