@@ -4,7 +4,7 @@ Names are imported on first use, so `KERAS_BACKEND` can still be chosen after
 `import gemma_kit` (the CLI's --backend relies on this).
 """
 
-import importlib
+from gemma_kit import lazy
 
 __version__ = "0.1.0"
 
@@ -25,8 +25,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'gemma_kit' has no attribute {name!r}")
+__getattr__ = lazy.exports("gemma_kit", _EXPORTS)

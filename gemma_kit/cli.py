@@ -8,13 +8,14 @@ import sys
 
 BACKENDS = ("jax", "tensorflow", "torch")
 # `gemma-kit shield eval FILE` reads better than a separate top-level command.
-_SHIELD_ACTIONS = {"eval": "shield-eval", "calibrate": "shield-calibrate"}
+_NESTED = {("shield", "eval"): "shield-eval", ("shield", "calibrate"): "shield-calibrate",
+           ("scope", "dashboard"): "scope-dashboard"}
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["shield"] and len(argv) > 1 and argv[1] in _SHIELD_ACTIONS:
-        argv[:2] = [_SHIELD_ACTIONS[argv[1]]]
+    if tuple(argv[:2]) in _NESTED:
+        argv[:2] = [_NESTED[tuple(argv[:2])]]
     args = _parser().parse_args(argv)
     if args.backend:
         os.environ["KERAS_BACKEND"] = args.backend
@@ -59,6 +60,14 @@ def _parser():
     p = command("info", _info, "architecture, parameters, dtype, memory")
     p.add_argument("--json", action="store_true")
     _shield_commands(command)
+    p = command("scope-dashboard", _scope_dashboard, "SAE feature pages as HTML (`scope dashboard`)")
+    p.add_argument("--sae", required=True, help="params.npz, a Gemma Scope 2 or SAELens folder")
+    p.add_argument("--site", required=True, help="where the SAE reads the model, e.g. 9.res, 9.att, 9.mlp")
+    p.add_argument("--features", required=True, help="comma-separated latent indices, e.g. 12,40,301")
+    p.add_argument("--texts", required=True, help="a text file, one text per line, to find activating contexts in")
+    p.add_argument("--prompt", help="also write prompt.html: which features fire on this text")
+    p.add_argument("--top-k", type=int, default=10, help="contexts per feature")
+    p.add_argument("-o", "--out", required=True, help="folder to write (replaced if it exists)")
     return parser
 
 
@@ -237,6 +246,28 @@ def _shield_calibrate(args):
     _print_report(report, args.json)
     print(f"thresholds written to {args.out}: " + ", ".join(f"{k} {v:.4f}" for k, v in chosen.items()),
           file=sys.stderr)
+    return 0
+
+
+def _scope_dashboard(args):
+    from gemma_kit.errors import GemmaKitError
+    from gemma_kit.scope import load_sae
+    from gemma_kit.scope.dashboard import write_dashboard
+
+    try:
+        features = [int(f) for f in args.features.split(",") if f.strip()]
+    except ValueError:
+        raise GemmaKitError(f"--features must be comma-separated integers, found {args.features!r}") from None
+    try:
+        with open(args.texts, encoding="utf-8") as f:
+            texts = [line.rstrip("\n") for line in f if line.strip()]
+    except FileNotFoundError:
+        raise GemmaKitError(f"{args.texts}: file not found") from None
+    if not texts:
+        raise GemmaKitError(f"{args.texts}: no texts")
+    sae = load_sae(args.sae)
+    out = write_dashboard(args.out, _load(args), sae, args.site, texts, features, args.prompt, args.top_k)
+    print(f"wrote {os.path.join(out, 'index.html')}")
     return 0
 
 

@@ -38,9 +38,7 @@ class Attachment:
         try:
             for name, sae in saes.items():
                 site = site_lib.parse_site(causal_lm, name)
-                width = site_lib.site_width(causal_lm, site)
-                if sae.d_in != width:
-                    raise GemmaKitError(f"SAE for site {site} has d_in {sae.d_in}, but the site is {width} wide")
+                site_lib.check_sae(causal_lm, site, sae)
                 fn = self._hook(str(site), sae, add_error, _for_site(steer, name), positions)
                 self._layers.append(site_lib.install(causal_lm, site, fn))
         except Exception:

@@ -18,7 +18,9 @@ from gemma_kit.scope.attach import attach
 
 def evaluate(causal_lm, sae, site, texts, batch_size=8, max_length=None):
     """{"l0", "fvu", "delta_lm_loss", "clean_lm_loss", "spliced_lm_loss", "tokens"}."""
-    site = str(site_lib.parse_site(causal_lm, site))
+    parsed = site_lib.parse_site(causal_lm, site)
+    site_lib.check_sae(causal_lm, parsed, sae)
+    site = str(parsed)
     active = squared_error = tokens = 0.0
     sums, squares = 0.0, 0.0
     losses = {"clean": [0.0, 0], "spliced": [0.0, 0]}

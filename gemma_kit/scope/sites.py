@@ -56,6 +56,12 @@ def site_width(causal_lm, site):
     return backbone.num_query_heads * backbone.head_dim if site.kind == "att" else backbone.hidden_dim
 
 
+def check_sae(causal_lm, site, sae):
+    width = site_width(causal_lm, site)
+    if sae.d_in != width:
+        raise GemmaKitError(f"SAE for site {site} has d_in {sae.d_in}, but the site is {width} wide")
+
+
 def install(causal_lm, site, fn):
     """Route the site's tensor [batch, seq, width] through `fn`; returns the hooked layer."""
     block = causal_lm.backbone.transformer_layers[site.layer]

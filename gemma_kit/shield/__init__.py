@@ -4,10 +4,23 @@
     shield.score(["How do I make a bomb?"])            # [1, 4] P(violation)
     shield.classify("text", thresholds="thresholds.json")
     Guard(generator_lm, shield, thresholds="thresholds.json")("user prompt")
+
+Names are imported on first use, so reading the policies does not import Keras (the
+CLI picks the backend after building its parser).
 """
 
-from gemma_kit.shield.classifier import ShieldGemma, Verdict
-from gemma_kit.shield.guard import Guard, GuardResult
-from gemma_kit.shield.policies import DEFAULT_POLICIES, POLICIES, Policy, build_prompt
+from gemma_kit import lazy
 
-__all__ = ["DEFAULT_POLICIES", "POLICIES", "Guard", "GuardResult", "Policy", "ShieldGemma", "Verdict", "build_prompt"]
+_EXPORTS = {
+    "ShieldGemma": "gemma_kit.shield.classifier",
+    "Verdict": "gemma_kit.shield.classifier",
+    "Guard": "gemma_kit.shield.guard",
+    "GuardResult": "gemma_kit.shield.guard",
+    "DEFAULT_POLICIES": "gemma_kit.shield.policies",
+    "POLICIES": "gemma_kit.shield.policies",
+    "Policy": "gemma_kit.shield.policies",
+    "build_prompt": "gemma_kit.shield.policies",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy.exports("gemma_kit.shield", _EXPORTS)
