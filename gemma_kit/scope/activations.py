@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 
+from gemma_kit import runtime
 from gemma_kit.errors import GemmaKitError
-from gemma_kit.forward import logits
 from gemma_kit.generation import encode_prompt
 from gemma_kit.scope import sites as site_lib
 
@@ -31,8 +31,9 @@ def batch_inputs(causal_lm, texts, max_length=None):
 
 
 def site_activations(causal_lm, texts, sites):
-    """{site name: float32 [batch, seq, width]} read in one forward pass (padding rows
-    included; see `batch_inputs` for how texts become ids)."""
+    """{site name: float32 [batch, seq, width]} read in one eager forward pass (padding
+    positions included, and harmless: causal attention never lets a real token see the
+    padding after it; see `batch_inputs` for how texts become ids)."""
     parsed = [site_lib.parse_site(causal_lm, s) for s in ([sites] if isinstance(sites, str) else sites)]
     ids, mask = batch_inputs(causal_lm, texts)
     found, layers = {}, []
@@ -46,7 +47,11 @@ def site_activations(causal_lm, texts, sites):
     try:
         for site in parsed:
             layers.append(site_lib.install(causal_lm, site, recorder(str(site))))
-        logits(causal_lm, ids, mask)
+        # Only the blocks up to the deepest site run; no output layer.
+        backbone = causal_lm.backbone
+        x = runtime.embed(backbone, ids)
+        for block in backbone.transformer_layers[: 1 + max(site.layer for site in parsed)]:
+            x = block(x)
     finally:
         for layer in layers:
             site_lib.remove(causal_lm, layer)
