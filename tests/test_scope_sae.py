@@ -85,3 +85,34 @@ def test_missing_and_unknown_paths(tmp_path):
         load_sae(tmp_path)
     with pytest.raises(GemmaKitError, match="positive"):
         JumpReLUSAE(0, 4)
+
+
+MEMORY_PROBE = """
+import resource, sys
+import numpy as np
+from gemma_kit.scope import load_sae
+load_sae(sys.argv[2])  # the backend and its allocator warmed up on a small file
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+sae = load_sae(sys.argv[1])
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((after - before) * 1024)
+"""
+
+
+def test_loading_does_not_need_twice_the_size(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    d_in, d_sae = 2304, 16384
+    path = tmp_path / "params.npz"
+    np.savez(path, W_enc=rng.standard_normal((d_in, d_sae), dtype=np.float32),
+             W_dec=rng.standard_normal((d_sae, d_in), dtype=np.float32), b_enc=np.zeros(d_sae, np.float32),
+             b_dec=np.zeros(d_in, np.float32), threshold=np.ones(d_sae, np.float32))
+    size = os.path.getsize(path)
+    out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(path), str(FIXTURES / "sae_gemma_scope.npz")],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    growth = int(out.stdout.split()[-1])
+    assert growth < 1.6 * size, growth / size

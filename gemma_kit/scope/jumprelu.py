@@ -18,8 +18,11 @@ PARAMETERS = ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")
 class JumpReLUSAE(keras.layers.Layer):
     """A JumpReLU SAE with `d_in` inputs and `d_sae` latents; `call` reconstructs."""
 
-    def __init__(self, d_in, d_sae, **kwargs):
+    def __init__(self, d_in, d_sae, initializers=None, **kwargs):
+        """`initializers` ({parameter: callable(shape, dtype)}, default zeros) lets a
+        loader fill each weight straight from its file, one array at a time."""
         super().__init__(**kwargs)
+        self._initializers = initializers or {}
         if int(d_in) < 1 or int(d_sae) < 1:
             raise GemmaKitError(f"d_in and d_sae must be positive, found {d_in}, {d_sae}")
         self.d_in, self.d_sae = int(d_in), int(d_sae)
@@ -30,12 +33,18 @@ class JumpReLUSAE(keras.layers.Layer):
             return
         shapes = self.parameter_shapes()
         for name in PARAMETERS:
-            setattr(self, name, self.add_weight(shape=shapes[name], initializer="zeros", name=name))
+            initializer = self._initializers.get(name, "zeros")
+            setattr(self, name, self.add_weight(shape=shapes[name], initializer=initializer, name=name))
+        self._initializers = {}  # drop the references to the source file
         self.built = True
 
     def parameter_shapes(self):
-        return {"W_enc": (self.d_in, self.d_sae), "W_dec": (self.d_sae, self.d_in), "b_enc": (self.d_sae,),
-                "b_dec": (self.d_in,), "threshold": (self.d_sae,)}
+        return self.shapes(self.d_in, self.d_sae)
+
+    @staticmethod
+    def shapes(d_in, d_sae):
+        return {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,),
+                "threshold": (d_sae,)}
 
     def pre_activations(self, x):
         x = keras.ops.cast(x, self.compute_dtype)

@@ -127,20 +127,23 @@ def _saelens(path, dtype):
 
 def _build(source, shapes, dtype):
     d_in, d_sae = (int(n) for n in source.shape("W_enc", shapes))
-    sae = JumpReLUSAE(d_in, d_sae, dtype=dtype)
-    expected = sae.parameter_shapes()
+    expected = JumpReLUSAE.shapes(d_in, d_sae)
     for name in PARAMETERS:
         found = tuple(int(n) for n in source.shape(name, shapes))
         if found != expected[name]:
             raise GemmaKitError(f"{source.path}: {name} has shape {found}, expected {expected[name]} "
                                 f"(d_in {d_in}, d_sae {d_sae} from W_enc)")
-    for name in PARAMETERS:
-        array = source.array(name)
-        if not np.issubdtype(array.dtype, np.floating):
-            raise GemmaKitError(f"{source.path}: {name} has dtype {array.dtype}, expected a float type")
-        getattr(sae, name).assign(array)
-        del array
-    return sae
+
+    def reader(name):
+        def initial_value(shape, dtype=None):
+            array = source.array(name)
+            if not np.issubdtype(array.dtype, np.floating):
+                raise GemmaKitError(f"{source.path}: {name} has dtype {array.dtype}, expected a float type")
+            return array
+
+        return initial_value
+
+    return JumpReLUSAE(d_in, d_sae, initializers={name: reader(name) for name in PARAMETERS}, dtype=dtype)
 
 
 def _json(path):
