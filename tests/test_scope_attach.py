@@ -9,7 +9,7 @@ import gemma_kit
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.generation import generate_ids
 from gemma_kit.scope import JumpReLUSAE, site_activations
-from gemma_kit.scope.attach import attach
+from gemma_kit.scope.attachment import attach
 
 pytestmark = pytest.mark.backends
 IDS = np.array([[2, 40, 50, 60, 70, 80, 90], [2, 41, 51, 61, 71, 81, 91]])

@@ -105,6 +105,53 @@ SHIELDGEMMA = [
              "print(broken.stage, broken.error)\nassert not broken.allowed and broken.response is None"),
 ]
 
+GEMMA_SCOPE = [
+    ("markdown", "# Gemma Scope: read, splice and steer a running Gemma with a sparse autoencoder\n\n"
+                 "The released Gemma Scope SAEs load the same way (`load_sae('layer_20/width_16k/average_l0_71')`, "
+                 "a Gemma Scope 2 folder, or an SAELens folder). Offline, this notebook uses the kit's own SAE: "
+                 "2,048 latents trained on the embedded Gemma 3 270M's residual stream after block 9 "
+                 "(`tools/train_default_sae.py`, on English prose shipped with installed packages)."),
+    ("code", "import os, tempfile\nos.environ.setdefault('KERAS_BACKEND', 'jax')\nimport numpy as np\n"
+             "import gemma_kit\nfrom gemma_kit.scope import attach, evaluate, load_sae, site_activations\n\n"
+             "lm = gemma_kit.load_model('default')\nsae = load_sae('default')\nsite = '9.res'\n"
+             "print(sae.d_in, sae.d_sae)"),
+    ("markdown", "## Observe\nWhich latents fire on which tokens (BOS left out: SAEs are not trained there)."),
+    ("code", "text = 'The library returns a list of files in the directory.'\n"
+             "acts = site_activations(lm, [text], [site])[site][0]\n"
+             "latents = np.asarray(sae.encode(acts))\ntokenizer = lm.preprocessor.tokenizer\n"
+             "ids = [tokenizer.start_token_id, *gemma_kit.encode_text(tokenizer, text)]\n"
+             "for position in range(1, len(ids)):\n"
+             "    top = np.argsort(-latents[position])[:3]\n"
+             "    print(f'{tokenizer.id_to_token(ids[position])!r:>14}  L0={int((latents[position] > 0).sum()):3d}  '\n"
+             "          + ', '.join(f'{i}:{latents[position, i]:.1f}' for i in top))"),
+    ("markdown", "## Splice and evaluate\nL0, fraction of variance unexplained, and the change in next-token loss "
+                 "when the reconstruction replaces the residual stream."),
+    ("code", "held_out = ['Python is a programming language that lets you work quickly and integrate systems '\n"
+             "            'more effectively.', 'The function returns None if the key is not found in the mapping.']\n"
+             "metrics = evaluate(lm, sae, site, held_out)\nmetrics"),
+    ("markdown", "## Steer generation\nAdd a latent's decoder direction at every position. The latent is chosen "
+                 "by its logit lens: the one whose direction most promotes the token ' file'. The coefficient is "
+                 "in the latent's own units (this SAE's decoder rows are as long as a typical residual vector, "
+                 "because the training scale is folded into them)."),
+    ("code", "import keras\nembedding = keras.ops.convert_to_numpy(lm.backbone.token_embedding.embeddings)\n"
+             "target = tokenizer.token_to_id('\u2581file')\n"
+             "latent = int(np.argmax(keras.ops.convert_to_numpy(sae.W_dec) @ embedding[target]))\n"
+             "prompt = 'My favourite thing about summer is'\nplain = gemma_kit.generate(lm, prompt, max_new_tokens=16)\n"
+             "with attach(lm, {site: sae}, 'steer', steer={latent: 2.0}):\n"
+             "    steered = gemma_kit.generate(lm, prompt, max_new_tokens=16)\n"
+             "print('latent', latent)\nprint('plain:  ', repr(plain))\nprint('steered:', repr(steered))\n"
+             "assert steered != plain and gemma_kit.generate(lm, prompt, max_new_tokens=16) == plain"),
+    ("markdown", "## Dashboards\nSelf-contained HTML pages per feature (top contexts, density, histogram, "
+                 "logit lens) and a prompt page; the shell equivalent is `gemma-kit scope dashboard --sae default "
+                 "--site 9.res --features 1,2 --texts texts.txt -o dashboard/`."),
+    ("code", "from gemma_kit.scope.dashboard import write_dashboard\n"
+             "texts = held_out + [text, 'Open the file and read each line.', 'The directory holds the data files.']\n"
+             "features = [int(i) for i in np.argsort(-(latents > 0).sum(axis=0))[:3]] + [latent]\n"
+             "out = write_dashboard(tempfile.mkdtemp() + '/dashboard', lm, sae, site, texts, features, prompt=text)\n"
+             "print(sorted(os.listdir(out)))\nfrom IPython.display import HTML\n"
+             "HTML(open(os.path.join(out, f'feature_{latent}.html')).read())"),
+]
+
 
 def build(cells):
     nb = nbformat.v4.new_notebook()
@@ -118,5 +165,6 @@ def build(cells):
 
 if __name__ == "__main__":
     os.makedirs(NOTEBOOKS, exist_ok=True)
-    for name, cells in [("01_quickstart", QUICKSTART), ("02_shieldgemma", SHIELDGEMMA)]:
+    for name, cells in [("01_quickstart", QUICKSTART), ("02_shieldgemma", SHIELDGEMMA),
+                        ("03_gemma_scope", GEMMA_SCOPE)]:
         nbformat.write(build(cells), os.path.join(NOTEBOOKS, f"{name}.ipynb"))

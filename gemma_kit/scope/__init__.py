@@ -14,7 +14,7 @@ from gemma_kit import lazy
 
 _EXPORTS = {
     "JumpReLUSAE": "gemma_kit.scope.jumprelu",
-    "attach": "gemma_kit.scope.attach",
+    "attach": "gemma_kit.scope.attachment",
     "evaluate": "gemma_kit.scope.metrics",
     "load_sae": "gemma_kit.scope.loading",
     "save_sae": "gemma_kit.scope.loading",

@@ -16,15 +16,21 @@ import json
 import os
 import zipfile
 
+import keras
 import numpy as np
 
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.scope.jumprelu import PARAMETERS, JumpReLUSAE
 
 
+DEFAULT_SAE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "scope",
+                           "gemma3_270m_9_res")
+
+
 def load_sae(path, dtype="float32"):
-    """A `JumpReLUSAE` from a file or folder in any of the formats above."""
-    path = os.fspath(path)
+    """A `JumpReLUSAE` from a file or folder in any of the formats above; "default" is the
+    kit's own SAE for the default model's site 9.res (tools/train_default_sae.py)."""
+    path = DEFAULT_SAE if path == "default" else os.fspath(path)
     if os.path.isdir(path):
         for name, reader in (("params.npz", _npz), ("params.safetensors", _gemma_scope_2),
                              ("sae_weights.safetensors", _saelens)):
@@ -139,7 +145,7 @@ def _build(source, shapes, dtype):
             array = source.array(name)
             if not np.issubdtype(array.dtype, np.floating):
                 raise GemmaKitError(f"{source.path}: {name} has dtype {array.dtype}, expected a float type")
-            return array
+            return keras.ops.cast(array, dtype)  # float16 files, float32 (or bfloat16) layers
 
         return initial_value
 
@@ -165,8 +171,6 @@ def save_sae(sae, folder, dtype="float32", **config):
     import tempfile
 
     from safetensors.numpy import save_file
-
-    import keras
 
     folder = os.fspath(folder)
     if os.path.exists(folder):

@@ -13,7 +13,7 @@ import numpy as np
 from gemma_kit.forward import logits
 from gemma_kit.scope import sites as site_lib
 from gemma_kit.scope.activations import batch_inputs, real_tokens, site_activations
-from gemma_kit.scope.attach import attach
+from gemma_kit.scope.attachment import attach
 
 
 def evaluate(causal_lm, sae, site, texts, batch_size=8, max_length=None):
