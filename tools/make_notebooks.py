@@ -137,7 +137,7 @@ GEMMA_SCOPE = [
              "target = tokenizer.token_to_id('\u2581file')\n"
              "latent = int(np.argmax(keras.ops.convert_to_numpy(sae.W_dec) @ embedding[target]))\n"
              "prompt = 'My favourite thing about summer is'\nplain = gemma_kit.generate(lm, prompt, max_new_tokens=16)\n"
-             "with attach(lm, {site: sae}, 'steer', steer={latent: 2.0}):\n"
+             "with attach(lm, {site: sae}, 'steer', steer={latent: 0.6}):\n"
              "    steered = gemma_kit.generate(lm, prompt, max_new_tokens=16)\n"
              "print('latent', latent)\nprint('plain:  ', repr(plain))\nprint('steered:', repr(steered))\n"
              "assert steered != plain and gemma_kit.generate(lm, prompt, max_new_tokens=16) == plain"),
