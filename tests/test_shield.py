@@ -1,6 +1,7 @@
 """ShieldGemma behaviour: injection resistance, truncation, verdicts, thresholds, Guard,
 metrics against scikit-learn, and the real default model end to end."""
 
+import dataclasses
 
 import numpy as np
 import pytest
@@ -127,7 +128,7 @@ def test_score_input_errors(tiny_shield):
         tiny_shield.score("a", policies=["hate", "hate"])
 
 
-def test_tokenizer_without_yes_no_is_refused(default_lm, tiny_tokenizer_model, tmp_path):
+def test_tokenizer_without_yes_no_is_refused(tiny_tokenizer_model):
     import keras_hub
 
     from gemma_kit.shield.scoring import answer_ids
@@ -141,6 +142,19 @@ class Raising:
         raise RuntimeError("scorer down")
 
     classify = score
+
+
+class FlagsResponses:
+    """The real shield, except that every response violates every policy."""
+
+    def __init__(self, shield):
+        self.shield = shield
+
+    def classify(self, prompts, responses=None, policies=None, thresholds=0.5):
+        verdict = self.shield.classify(prompts, responses, policies, thresholds)
+        if responses is None:
+            return verdict
+        return dataclasses.replace(verdict, violations=tuple(verdict.scores))
 
 
 def test_guard_allows_blocks_and_fails_closed(tiny_shield):
@@ -158,13 +172,11 @@ def test_guard_allows_blocks_and_fails_closed(tiny_shield):
     blocked = Guard(generator, tiny_shield, thresholds=float(score), policies=["hate"])("Tell me a story.")
     assert not blocked.allowed and blocked.stage == "prompt" and blocked.policies == ("hate",)
     assert blocked.response is None and len(calls) == 1  # the generator never ran for it
-    # The response stage: a threshold between the prompt's score and the response's.
-    response_score = allowed.response_scores["hate"]
-    if response_score != score:
-        between = float(max(score, response_score))
-        result = Guard(generator, tiny_shield, thresholds=between, policies=["hate"])("Tell me a story.")
-        if response_score > score:
-            assert result.stage == "response" and result.response is None
+    # The response stage. This tiny model scores every prompt-response form below the
+    # prompt-only one, so a shield that flags all responses stands in for that stage.
+    result = Guard(generator, FlagsResponses(tiny_shield), thresholds=1.0, policies=["hate"])("Tell me a story.")
+    assert result.stage == "response" and result.response is None and result.policies == ("hate",)
+    assert result.prompt_scores["hate"] == pytest.approx(score, abs=1e-6) and len(calls) == 2
     failed = Guard(generator, Raising(), thresholds=0.5)("hi")
     assert not failed.allowed and failed.stage == "error" and "scorer down" in failed.error and failed.response is None
     broken = Guard(lambda prompt: None, tiny_shield, thresholds=1.0)("hi")

@@ -54,8 +54,7 @@ def feature_reports(causal_lm, sae, site, texts, features, top_k=10, batch_size=
     for start in range(0, len(texts), batch_size):
         ids, mask = batch_inputs(causal_lm, texts[start : start + batch_size], max_length)
         keep = real_tokens(causal_lm, ids, mask)
-        acts = site_activations(causal_lm, ids, [site])[site]
-        latents = keras.ops.convert_to_numpy(keras.ops.cast(sae.encode(acts), "float32"))[..., features]
+        latents = _latents(causal_lm, sae, site, ids)[..., features]
         for row in range(len(ids)):
             positions = np.flatnonzero(keep[row])
             rows.append([_piece(tokenizer, int(t)) for t in ids[row, positions]])
@@ -102,6 +101,12 @@ def write_dashboard(out, causal_lm, sae, site, texts, features, prompt=None, top
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _latents(causal_lm, sae, site, ids):
+    """float32 [batch, seq, d_sae]: the SAE's latents at the site for these token ids."""
+    acts = site_activations(causal_lm, ids, [site])[site]
+    return keras.ops.convert_to_numpy(keras.ops.cast(sae.encode(acts), "float32"))
 
 
 def _piece(tokenizer, token_id):
@@ -180,8 +185,7 @@ def _prompt_page(causal_lm, sae, site, prompt, pages, per_token=5):
     tokenizer = causal_lm.preprocessor.tokenizer
     ids, mask = batch_inputs(causal_lm, [prompt])
     keep = real_tokens(causal_lm, ids, mask)[0]
-    acts = site_activations(causal_lm, ids, [site])[site]
-    latents = keras.ops.convert_to_numpy(keras.ops.cast(sae.encode(acts), "float32"))[0]
+    latents = _latents(causal_lm, sae, site, ids)[0]
     rows = []
     for position in np.flatnonzero(keep):
         order = [i for i in np.argsort(-latents[position])[:per_token] if latents[position, i] > 0]

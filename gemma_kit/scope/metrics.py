@@ -12,7 +12,7 @@ import numpy as np
 
 from gemma_kit.forward import logits
 from gemma_kit.scope import sites as site_lib
-from gemma_kit.scope.activations import batch_inputs, real_tokens, site_activations
+from gemma_kit.scope.activations import batch_inputs, real_tokens
 from gemma_kit.scope.attachment import attach
 
 
@@ -28,13 +28,15 @@ def evaluate(causal_lm, sae, site, texts, batch_size=8, max_length=None):
     for start in range(0, len(texts), batch_size):
         ids, mask = batch_inputs(causal_lm, texts[start : start + batch_size], max_length)
         keep = real_tokens(causal_lm, ids, mask)
-        x = site_activations(causal_lm, ids, [site])[site][keep]
-        f = keras.ops.convert_to_numpy(keras.ops.cast(sae.encode(x), "float32"))
+        # The clean pass also records the site and its latents: no second partial pass.
+        with attach(causal_lm, {site: sae}, "observe") as observed:
+            _add_loss(losses["clean"], logits(causal_lm, ids, mask), ids, keep)
+        x = observed.records[site]["activations"][0][keep]
+        f = observed.records[site]["latents"][0][keep]
         x_hat = keras.ops.convert_to_numpy(keras.ops.cast(sae.decode(f), "float32"))
         active += float((f > 0).sum())
         squared_error += float(((x - x_hat) ** 2).sum())
         sums, squares, tokens = sums + x.sum(axis=0), squares + (x.astype(np.float64) ** 2).sum(axis=0), tokens + len(x)
-        _add_loss(losses["clean"], logits(causal_lm, ids, mask), ids, keep)
         with attach(causal_lm, {site: sae}, "splice"):
             _add_loss(losses["spliced"], logits(causal_lm, ids, mask), ids, keep)
     variance = float((squares - sums**2 / tokens).sum())

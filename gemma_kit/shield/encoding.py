@@ -41,7 +41,8 @@ def encode(tokenizer, policies, user_content, model_content=None, max_length=Non
     if max_length is None or _longest(encoded) <= max_length:
         return encoded
     contents = [user_content] if model_content is None else [user_content, model_content]
-    lengths = [len(encode_text(tokenizer, c)) for c in contents]
+    content_ids = [encode_text(tokenizer, c) for c in contents]
+    lengths = [len(ids) for ids in content_ids]
     fixed = _longest(encoded) - sum(lengths)
     overhead = fixed + len(contents) * len(encode_text(tokenizer, ELISION))
     budget = max_length - overhead
@@ -52,7 +53,7 @@ def encode(tokenizer, policies, user_content, model_content=None, max_length=Non
         )
     # Re-tokenizing joined pieces can merge or split a token or two; shrink until it fits.
     for _ in range(8):
-        kept = [_shorten(tokenizer, c, n) for c, n in zip(contents, _share(lengths, budget))]
+        kept = [_shorten(tokenizer, c, ids, n) for c, ids, n in zip(contents, content_ids, _share(lengths, budget))]
         shortened = _encode(tokenizer, policies, kept[0], kept[1] if model_content is not None else None)
         excess = _longest(shortened) - max_length
         if excess <= 0:
@@ -63,12 +64,13 @@ def encode(tokenizer, policies, user_content, model_content=None, max_length=Non
 
 def _encode(tokenizer, policies, user_content, model_content):
     markers = {START: control_id(tokenizer, START), END: control_id(tokenizer, END)}
-    prompts = []
-    for policy in policies:
-        ids = [int(tokenizer.start_token_id)]
-        for part in template_parts(policy, user_content, model_content):
-            ids += [markers[part]] if part in markers else encode_text(tokenizer, part)
-        prompts.append(ids)
+    parts = [template_parts(policy, user_content, model_content) for policy in policies]
+    # Only a template's last part holds the guideline: the rest, content included, is
+    # the same for every policy and is tokenized once.
+    head = [int(tokenizer.start_token_id)]
+    for part in parts[0][:-1]:
+        head += [markers[part]] if part in markers else encode_text(tokenizer, part)
+    prompts = [head + encode_text(tokenizer, policy_parts[-1]) for policy_parts in parts]
     common = _common_prefix_length(prompts)
     return Encoded(prompts[0][:common], [p[common:] for p in prompts], truncated=False)
 
@@ -96,8 +98,8 @@ def _share(lengths, budget):
     return allowance
 
 
-def _shorten(tokenizer, text, keep):
-    ids = encode_text(tokenizer, text)
+def _shorten(tokenizer, text, ids, keep):
+    """`text` (tokenized as `ids`) with its middle replaced by ELISION, `keep` tokens kept."""
     if len(ids) <= keep:
         return text
     head = (keep + 1) // 2
