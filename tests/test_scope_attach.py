@@ -109,3 +109,18 @@ def test_evaluate_metrics_by_hand(lm):
     assert abs(result["delta_lm_loss"]) > 0.01  # splicing a random SAE changes the loss
     identity = evaluate(lm, sae, "1.res", texts)
     assert identity == result  # deterministic
+
+
+def test_observe_inside_generate(lm):
+    """keras-hub's compiled generate loop (jit on JAX, tf.function on TF, eager torch):
+    the prompt pass is recorded first, then one record per decode step."""
+    sae = random_sae(64)
+    prompt = [2, 40, 50, 60]
+    before = generate_ids(lm, [prompt], 3)[0]
+    with attach(lm, {"1.res": sae}, "observe") as attached:
+        assert generate_ids(lm, [prompt], 3)[0] == before
+    record = attached.records["1.res"]["activations"]
+    expected = site_activations(lm, [prompt], ["1.res"])["1.res"][0]
+    np.testing.assert_allclose(record[0][0, :4], expected, atol=1e-5)
+    assert len(record) >= 3 and all(r.shape[1] == 1 for r in record[1:])
+    assert generate_ids(lm, [prompt], 3)[0] == before  # jit_compile and compiled loop restored

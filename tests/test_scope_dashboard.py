@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 from conftest import FIXTURES
 from test_cli import run
@@ -74,7 +75,32 @@ def test_index_and_prompt_pages_in_chromium(dashboard, tmp_path):
     assert "feature 5" in index and "feature 7" in index
     prompt_dom = rendered(out / "prompt.html", tmp_path)
     assert "the apple" in text_of(prompt_dom)
-    assert re.search(r"<a href=\"feature_(5|7).html\">", prompt_dom) or "none" in text_of(prompt_dom)
+    shown = [[text_of(cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+             for row in re.findall(r"<tr>(<td.*?)</tr>", prompt_dom.split('id="tokens"')[1])]
+    expected, linked = expected_prompt_rows()
+    assert shown == expected and any(fired != "none" for _, fired in expected)
+    assert len(re.findall(r'<a href="feature_(\d+).html">\1</a>', prompt_dom)) == linked  # features with a page
+
+
+def expected_prompt_rows():
+    """Per real token of "the apple": its piece and up to 5 firing latents, strongest
+    first, from the site activations and the SAE's encoder."""
+    import gemma_kit
+    from test_scope_attach import random_sae
+
+    from gemma_kit.scope import site_activations
+
+    lm = gemma_kit.load_model(str(FIXTURES / "tiny_gemma2_f32.gguf"))
+    tokenizer = lm.preprocessor.tokenizer
+    ids = [int(tokenizer.start_token_id), *np.asarray(tokenizer.tokenize("the apple")).tolist()]
+    latents = np.asarray(random_sae(64).encode(site_activations(lm, [ids], ["1.res"])["1.res"][0]))
+    rows, linked = [], 0
+    for position, token in list(enumerate(ids))[1:]:
+        order = [i for i in np.argsort(-latents[position])[:5] if latents[position, i] > 0]
+        linked += sum(i in (5, 7) for i in order)
+        fired = ", ".join(f"{i} ({latents[position, i]:.2f})" for i in order)
+        rows.append([str(tokenizer.id_to_token(token)).replace("\u2581", " ").strip(), fired or "none"])
+    return rows, linked
 
 
 def test_dashboard_errors(tmp_path):

@@ -12,8 +12,10 @@ In splice mode, position 0 of a multi-token pass (BOS in every prompt the kit bu
 and the first pass of `generate()`) is left clean: Gemma Scope SAEs were not trained
 there and its activations are huge. One-token passes (decode steps) are spliced.
 Splice and steer are pure functions of the weights, so they work inside `generate()`.
-Observe records in eager forward passes (`gemma_kit.logits`), and under JAX's
-`generate()` too (through a host callback); elsewhere a traced pass is refused.
+Observe records in eager forward passes (`gemma_kit.logits`) and inside `generate()`
+on every backend: JAX through a host callback, TensorFlow through `tf.numpy_function`,
+which XLA cannot compile, so the model's `jit_compile` is off while observing (and
+restored on detach).
 `detach()` (or leaving the `with` block) restores the model's own layers exactly.
 """
 
@@ -35,6 +37,9 @@ class Attachment:
         self.causal_lm, self.mode = causal_lm, mode
         self.records = {}
         self._layers = []
+        self._jit_compile = None
+        if mode == "observe" and keras.config.backend() == "tensorflow":
+            self._jit_compile, causal_lm.jit_compile = causal_lm.jit_compile, False
         try:
             for name, sae in saes.items():
                 site = site_lib.parse_site(causal_lm, name)
@@ -78,6 +83,8 @@ class Attachment:
         for layer in self._layers:
             site_lib.remove(self.causal_lm, layer)
         self._layers = []
+        if self._jit_compile is not None:
+            self.causal_lm.jit_compile, self._jit_compile = self._jit_compile, None
 
     def __enter__(self):
         return self
@@ -116,15 +123,23 @@ def _record(store, x, latents):
         store["activations"].append(np.asarray(x_value, dtype=np.float32))
         store["latents"].append(np.asarray(f_value, dtype=np.float32))
 
-    if keras.config.backend() == "jax":
+    backend = keras.config.backend()
+    if backend == "jax":
         import jax
 
         if isinstance(x, jax.core.Tracer):
             jax.debug.callback(save, x, latents)
             return
-    try:
-        save(keras.ops.convert_to_numpy(keras.ops.cast(x, "float32")),
-             keras.ops.convert_to_numpy(keras.ops.cast(latents, "float32")))
-    except Exception as e:  # noqa: BLE001 - symbolic tensors of any backend
-        raise GemmaKitError("observe mode records eager forward passes (gemma_kit.logits) and JAX generate(); "
-                            f"this pass is traced on {keras.config.backend()}") from e
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.executing_eagerly():
+            def save_returning(x_value, f_value):
+                save(x_value, f_value)
+                return np.float32(0)
+
+            # Stateful, so tf.function keeps it although nothing reads its output.
+            tf.numpy_function(save_returning, [x, latents], tf.float32, stateful=True)
+            return
+    save(keras.ops.convert_to_numpy(keras.ops.cast(x, "float32")),
+         keras.ops.convert_to_numpy(keras.ops.cast(latents, "float32")))
