@@ -31,13 +31,24 @@ def stop_token_ids(tokenizer):
 def encode_chat(tokenizer, messages, add_generation_prompt=True):
     """Token ids of a conversation, BOS first, ready for the model's next turn.
 
-    `messages` are {"role": "user"|"model"|"assistant"|"system", "content": str}.
-    Gemma has no system turn: a system message is put before the first user message,
-    as the Gemma chat template does.
+    `messages` are {"role": "user"|"model"|"assistant"|"system", "content": str}
+    (see `turns`).
     """
     start = control_id(tokenizer, "<start_of_turn>")
     end = control_id(tokenizer, "<end_of_turn>")
     ids = [int(tokenizer.start_token_id)]
+    for role, content in turns(messages):
+        ids += [start, *encode_text(tokenizer, f"{role}\n{content}"), end]
+        ids += encode_text(tokenizer, "\n")
+    if add_generation_prompt:
+        ids += [start, *encode_text(tokenizer, "model\n")]
+    return ids
+
+
+def turns(messages):
+    """(role, content) per turn, roles "user" / "model", checked. Gemma has no system
+    turn: a system message is put before the first user message, as the Gemma chat
+    template does."""
     system = None
     for i, message in enumerate(messages):
         role, content = _check_message(message, i)
@@ -46,11 +57,7 @@ def encode_chat(tokenizer, messages, add_generation_prompt=True):
             continue
         if system is not None and role == "user":
             content, system = f"{system}\n\n{content}", None
-        ids += [start, *encode_text(tokenizer, f"{_ROLES[role]}\n{content}"), end]
-        ids += encode_text(tokenizer, "\n")
-    if add_generation_prompt:
-        ids += [start, *encode_text(tokenizer, "model\n")]
-    return ids
+        yield _ROLES[role], content
 
 
 def _check_message(message, index):

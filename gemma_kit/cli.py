@@ -183,7 +183,28 @@ def _demo(args):
     for prompt, row in zip(prompts, scores):
         print(f"{repr(prompt)[:46]:<48} " + " ".join(f"{p:>10.3f}" for p in row))
     print(f"(2 texts x 4 policies, shared prefix run once per text, {time.perf_counter() - start:.1f} s)")
+    if args.model == "default":
+        _demo_scope(lm)
     return 0
+
+
+def _demo_scope(lm):
+    """The kit's SAE for the default model: which features fire, and what they promote."""
+    from gemma_kit.scope import evaluate, load_sae
+    from gemma_kit.scope.dashboard import feature_reports, prompt_features
+
+    sae, site = load_sae("default"), "9.res"
+    text = "The river flows through the old city and into the sea."
+    print(f"\n== Gemma Scope: the kit's SAE at site {site} (residual stream after block 9)")
+    rows = prompt_features(lm, sae, site, text, per_token=3)
+    for token, fired in rows:
+        print(f"{token!r:>12}  " + ", ".join(f"{i} ({a:.1f})" for i, a in fired))
+    strongest = sorted({i for _, fired in rows for i, _ in fired[:1]})[:3]
+    for report in feature_reports(lm, sae, site, [text], strongest):
+        print(f"feature {report.index}: promotes {' '.join(t for t, _ in report.top_logits[:6])!r}")
+    metrics = evaluate(lm, sae, site, [text])
+    print(f"on this text: L0 {metrics['l0']:.0f}, FVU {metrics['fvu']:.3f}, "
+          f"delta LM loss {metrics['delta_lm_loss']:+.2f} (dashboards: gemma-kit scope dashboard --help)")
 
 
 def _info(args, lm=None):

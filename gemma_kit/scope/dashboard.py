@@ -10,13 +10,12 @@ fire on which tokens of a given text. No scripts, no external files.
 import dataclasses
 import html
 import os
-import shutil
-import tempfile
 
 import keras
 import numpy as np
 
 from gemma_kit.errors import GemmaKitError
+from gemma_kit.files import atomic_folder
 from gemma_kit.scope import sites as site_lib
 from gemma_kit.scope.activations import batch_inputs, real_tokens, site_activations
 
@@ -82,11 +81,7 @@ def write_dashboard(out, causal_lm, sae, site, texts, features, prompt=None, top
     """Write index.html, feature_{i}.html per feature and (with `prompt`) prompt.html
     into the folder `out`, atomically (a staging folder renamed into place)."""
     reports = feature_reports(causal_lm, sae, site, texts, features, top_k)
-    out = os.fspath(out)
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=".dashboard-")
-    try:
+    with atomic_folder(out) as staging:
         pages = {f"feature_{r.index}.html": _feature_page(r, site, len(texts)) for r in reports}
         if prompt is not None:
             pages["prompt.html"] = _prompt_page(causal_lm, sae, site, prompt, {r.index for r in reports})
@@ -94,12 +89,6 @@ def write_dashboard(out, causal_lm, sae, site, texts, features, prompt=None, top
         for name, text in pages.items():
             with open(os.path.join(staging, name), "w", encoding="utf-8") as f:
                 f.write(text)
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out
 
 
@@ -180,19 +169,28 @@ def _index_page(reports, site, has_prompt):
     return _page(f"SAE features at {site}", body)
 
 
-def _prompt_page(causal_lm, sae, site, prompt, pages, per_token=5):
-    """Per token, its strongest features; those with a page link to it."""
+def prompt_features(causal_lm, sae, site, prompt, per_token=5):
+    """[(token text, [(latent, activation), ...])] per real token of `prompt`: its
+    strongest firing latents, strongest first."""
     tokenizer = causal_lm.preprocessor.tokenizer
     ids, mask = batch_inputs(causal_lm, [prompt])
     keep = real_tokens(causal_lm, ids, mask)[0]
     latents = _latents(causal_lm, sae, site, ids)[0]
     rows = []
     for position in np.flatnonzero(keep):
-        order = [i for i in np.argsort(-latents[position])[:per_token] if latents[position, i] > 0]
-        fired = ", ".join((f"<a href='feature_{i}.html'>{i}</a>" if i in pages else str(i))
-                          + f" ({latents[position, i]:.2f})" for i in order)
-        rows.append(f"<tr><td class='ctx'>{html.escape(_piece(tokenizer, int(ids[0, position])))}</td>"
-                    f"<td>{fired or '<span class=muted>none</span>'}</td></tr>")
+        order = [int(i) for i in np.argsort(-latents[position])[:per_token] if latents[position, i] > 0]
+        rows.append((_piece(tokenizer, int(ids[0, position])), [(i, float(latents[position, i])) for i in order]))
+    return rows
+
+
+def _prompt_page(causal_lm, sae, site, prompt, pages):
+    """Per token, its strongest features; those with a page link to it."""
+    rows = []
+    for token, fired in prompt_features(causal_lm, sae, site, prompt):
+        cells = ", ".join((f"<a href='feature_{i}.html'>{i}</a>" if i in pages else str(i)) + f" ({a:.2f})"
+                          for i, a in fired)
+        rows.append(f"<tr><td class='ctx'>{html.escape(token)}</td>"
+                    f"<td>{cells or '<span class=muted>none</span>'}</td></tr>")
     body = (f"<p><a href='index.html'>all features</a></p><h1>Prompt at site {html.escape(site)}</h1>"
             f"<p class='ctx'>{html.escape(prompt)}</p><table id='tokens'><tr><th>token</th>"
             f"<th>strongest features (activation)</th></tr>{''.join(rows)}</table>")

@@ -167,18 +167,14 @@ def save_sae(sae, folder, dtype="float32", **config):
     `load_sae` reads back, in float32 or float16; `config` adds fields such as
     hf_hook_point_in. Written to a
     temporary folder first, then renamed into place."""
-    import shutil
-    import tempfile
-
     from safetensors.numpy import save_file
+
+    from gemma_kit.files import atomic_folder
 
     folder = os.fspath(folder)
     if os.path.exists(folder):
         raise GemmaKitError(f"{folder}: already exists; choose a new folder")
-    parent = os.path.dirname(os.path.abspath(folder))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=parent, prefix=".sae-")
-    try:
+    with atomic_folder(folder, replace=False) as staging:
         arrays = {name.lower(): np.ascontiguousarray(keras.ops.convert_to_numpy(keras.ops.cast(getattr(sae, name),
                                                                                              dtype)))
                   for name in PARAMETERS}
@@ -186,7 +182,3 @@ def save_sae(sae, folder, dtype="float32", **config):
         meta = {"architecture": "jump_relu", "width": sae.d_sae, "d_in": sae.d_in, **config}
         with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2)
-        os.replace(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

@@ -25,27 +25,28 @@ class Dataset:
 
 
 def read_jsonl(path, policies=None):
-    """A `Dataset` labelled for `policies` (names; default: every policy the file mentions)."""
+    """A `Dataset` labelled for `policies` (keys; default: every built-in policy the file
+    mentions). A custom policy's key may label lines once it is named in `policies`."""
+    allowed = set(POLICIES) | set(policies or ())
     records = []
     try:
         with open(path, encoding="utf-8") as f:
             for number, line in enumerate(f, 1):
                 if line.strip():
-                    records.append(_record(path, number, line))
+                    records.append(_record(path, number, line, allowed))
     except FileNotFoundError:
         raise GemmaKitError(f"{path}: file not found") from None
     if not records:
         raise GemmaKitError(f"{path}: no records")
     mentioned = {key for _, _, labels in records for key in labels}
     keys = list(policies) if policies else [k for k in POLICIES if k in mentioned]
-    unknown = sorted(set(keys) - set(POLICIES))
-    if unknown or not keys:
-        raise GemmaKitError(f"{path}: labels must name policies among {', '.join(POLICIES)}; found {unknown or 'none'}")
+    if not keys:
+        raise GemmaKitError(f"{path}: labels must name policies among {', '.join(POLICIES)}; found none")
     labels = np.asarray([[labels.get(k, 0) for k in keys] for _, _, labels in records], dtype=np.int64)
     return Dataset([r[0] for r in records], [r[1] for r in records], labels, keys)
 
 
-def _record(path, number, line):
+def _record(path, number, line, allowed):
     where = f"{path}:{number}"
     try:
         data = json.loads(line)
@@ -62,8 +63,8 @@ def _record(path, number, line):
     if not isinstance(labels, dict):
         raise GemmaKitError(f"{where}: 'labels' must be an object or a list of policy names")
     for key, value in labels.items():
-        if key not in POLICIES:
-            raise GemmaKitError(f"{where}: unknown policy {key!r} in labels; use {', '.join(POLICIES)}")
+        if key not in allowed:
+            raise GemmaKitError(f"{where}: unknown policy {key!r} in labels; use {', '.join(sorted(allowed))}")
         if value not in (0, 1):  # True and False compare equal to 1 and 0
             raise GemmaKitError(f"{where}: label {key!r} must be 0 or 1, found {value!r}")
     return data["prompt"], response, {k: int(v) for k, v in labels.items()}

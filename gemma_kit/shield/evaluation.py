@@ -1,13 +1,16 @@
 """Score a labelled JSONL file (see `gemma_kit.shield.data`), report the paper's metrics,
 and choose thresholds."""
 
-from gemma_kit.shield import data, metrics, thresholds as threshold_lib
+from gemma_kit.shield import data, metrics, policies as policy_lib, thresholds as threshold_lib
 
 
 def evaluate(shield, path, policies=None):
-    """(report, scores, dataset): `metrics.evaluate` on the file's texts."""
-    dataset = data.read_jsonl(path, policies)
-    scores = shield.score(dataset.prompts, dataset.responses, policies=dataset.keys)
+    """(report, scores, dataset): `metrics.evaluate` on the file's texts. `policies`
+    (names or `Policy` objects; default: those the file labels) are scored, and a
+    custom policy's key may label the file's lines."""
+    resolved = policy_lib.resolve_all(policies) if policies is not None else None
+    dataset = data.read_jsonl(path, [p.key for p in resolved] if resolved else None)
+    scores = shield.score(dataset.prompts, dataset.responses, policies=resolved or dataset.keys)
     return metrics.evaluate(scores, dataset.labels, dataset.keys), scores, dataset
 
 

@@ -65,12 +65,13 @@ def score_shared(causal_lm, shared, suffixes, answers):
 
 def _full_pass(causal_lm):
     backbone = causal_lm.backbone
+    return lambda token_ids, last, answers: prompt_answer_logits(backbone, token_ids, last, answers)
 
-    def full(token_ids, last, answers):
-        x, _ = runtime.run_blocks(backbone, runtime.embed(backbone, token_ids))
-        return _answer_logits(backbone, x, last, answers)
 
-    return full
+def prompt_answer_logits(backbone, token_ids, last, answers):
+    """Yes/No logits [rows, 2] at position `last` of right-padded prompts."""
+    x, _ = runtime.run_blocks(backbone, runtime.embed(backbone, token_ids))
+    return answer_logits(backbone, x, last, answers)
 
 
 def _shared_pass(causal_lm):
@@ -86,12 +87,12 @@ def _shared_pass(causal_lm):
         rows = keras.ops.shape(suffix_ids)[0]
         caches = keras.tree.map_structure(lambda c: keras.ops.repeat(c, rows, axis=0), caches)
         x, _ = runtime.run_blocks(backbone, runtime.embed(backbone, suffix_ids), caches, prefix_length)
-        return _answer_logits(backbone, x, last, answers)
+        return answer_logits(backbone, x, last, answers)
 
     return shared
 
 
-def _answer_logits(backbone, x, last, answers):
+def answer_logits(backbone, x, last, answers):
     """Final norm and output layer (soft cap included) at one position per row; [rows, 2]."""
     x = keras.ops.take_along_axis(x, keras.ops.reshape(last, (-1, 1, 1)), axis=1)[:, 0]
     logits = backbone.token_embedding(backbone.layer_norm(x), reverse=True)

@@ -7,9 +7,9 @@ plus how they were chosen), written atomically.
 import json
 import math
 import os
-import tempfile
 
 from gemma_kit.errors import GemmaKitError
+from gemma_kit.files import atomic_file
 
 FORMAT = "gemma-kit-thresholds"
 
@@ -44,11 +44,9 @@ def load(path):
 def save(path, thresholds, **details):
     """Write thresholds (and details such as the method and metrics) atomically."""
     data = {"format": FORMAT, "version": 1, "thresholds": {k: float(v) for k, v in thresholds.items()}, **details}
-    folder = os.path.dirname(os.path.abspath(path))
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False, encoding="utf-8") as f:
+    with atomic_file(path) as staging, open(staging, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
         f.write("\n")
-    os.replace(f.name, path)
 
 
 def _check(name, value):

@@ -1,0 +1,145 @@
+"""LoRA and QLoRA on keras-hub Gemma models: enable, save / load adapters, merge.
+
+Built on keras-hub's `backbone.enable_lora` (which freezes the backbone and gives the
+chosen `EinsumDense` layers float32 factors A, B with the update `alpha / rank * A @ B`)
+and Keras' own int8 / int4 quantization of the frozen base (QLoRA). Adapters are saved
+as safetensors (the factors of each adapted layer, by layer path, plus rank, alpha and
+targets in the header), not keras-hub's `.lora.h5`.
+"""
+
+import json
+import os
+import warnings
+
+import keras
+import numpy as np
+
+from gemma_kit.errors import GemmaKitError
+from gemma_kit.files import atomic_file, atomic_folder
+
+# User-facing target names (the Hugging Face PEFT ones) -> keras-hub layer names.
+TARGETS = {"query": "query", "key": "key", "value": "value", "output": "attention_output",
+           "gate": "ffw_gating", "up": "ffw_gating_2", "down": "ffw_linear"}
+DEFAULT_TARGETS = ("query", "value")
+ATTENTION_AND_MLP = tuple(TARGETS)
+QUANTIZATION_MODES = ("int8", "int4")
+_FORMAT = "gemma-kit-lora"
+
+
+def quantize(causal_lm, mode):
+    """Quantize the backbone's weights in place (the QLoRA base), int8 or int4 (Keras'
+    per-channel int8, block-128 int4). On the backbone: keras-hub's task-level
+    `quantize` fails on models loaded from a preset folder."""
+    if mode not in QUANTIZATION_MODES:
+        raise GemmaKitError(f"quantize mode {mode!r} is not one of {', '.join(QUANTIZATION_MODES)}")
+    with warnings.catch_warnings():  # one per norm / embedding layer Keras leaves as it is
+        warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
+        causal_lm.backbone.quantize(mode)
+    from gemma_kit import runtime
+
+    runtime.forget_compiled(causal_lm)
+    return causal_lm
+
+
+def enable_lora(causal_lm, rank=8, alpha=None, targets=DEFAULT_TARGETS):
+    """Freeze the model and add rank-`rank` adapters to the `targets` (names from
+    `TARGETS`) of every decoder block; the update is scaled by `alpha / rank` (alpha
+    defaults to rank). Returns the adapted layers."""
+    if not isinstance(rank, int) or rank < 1:
+        raise GemmaKitError(f"LoRA rank must be a positive integer, found {rank!r}")
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        raise GemmaKitError(f"LoRA targets {unknown or list(targets)} are not among {', '.join(TARGETS)}")
+    if adapted_layers(causal_lm):
+        raise GemmaKitError("LoRA is already enabled on this model")
+    backbone = causal_lm.backbone
+    backbone.enable_lora(rank, target_layer_names=[TARGETS[t] for t in targets])
+    layers = adapted_layers(causal_lm)
+    for layer in layers:
+        layer.lora_alpha = float(alpha if alpha is not None else rank)
+    backbone._gemma_kit_lora = {"rank": rank, "alpha": float(alpha if alpha is not None else rank),
+                                "targets": list(targets)}
+    from gemma_kit import runtime
+
+    runtime.forget_compiled(causal_lm)
+    return layers
+
+
+def adapted_layers(causal_lm):
+    return [layer for layer in causal_lm.backbone._flatten_layers(include_self=False)
+            if getattr(layer, "lora_enabled", False)]
+
+
+def lora_config(causal_lm):
+    config = getattr(causal_lm.backbone, "_gemma_kit_lora", None)
+    if config is None or not adapted_layers(causal_lm):
+        raise GemmaKitError("this model has no LoRA adapters (call enable_lora first)")
+    return dict(config)
+
+
+def save_adapter(causal_lm, path):
+    """Write the adapters to `path` (.safetensors), atomically."""
+    from safetensors.numpy import save_file
+
+    config = lora_config(causal_lm)
+    tensors = {}
+    for layer in adapted_layers(causal_lm):
+        tensors[f"{layer.path}/lora_kernel_a"] = keras.ops.convert_to_numpy(layer.lora_kernel_a)
+        tensors[f"{layer.path}/lora_kernel_b"] = keras.ops.convert_to_numpy(layer.lora_kernel_b)
+    with atomic_file(path) as staging:
+        save_file(tensors, staging, metadata={"format": _FORMAT, "config": json.dumps(config)})
+    return os.fspath(path)
+
+
+def load_adapter(causal_lm, path):
+    """Add the adapters saved at `path` to the model (enabling LoRA as they were
+    trained); every tensor's name and shape is checked against the model."""
+    from safetensors import safe_open
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise GemmaKitError(f"{path}: file not found")
+    try:
+        with safe_open(path, framework="numpy") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as e:  # noqa: BLE001 - safetensors raises several types for bad files
+        raise GemmaKitError(f"{path}: not a safetensors file ({e})") from None
+    if metadata.get("format") != _FORMAT:
+        raise GemmaKitError(f"{path}: not a gemma-kit LoRA adapter (header format {metadata.get('format')!r})")
+    config = json.loads(metadata["config"])
+    if not adapted_layers(causal_lm):
+        enable_lora(causal_lm, config["rank"], config["alpha"], config["targets"])
+    elif lora_config(causal_lm) != config:
+        raise GemmaKitError(f"{path}: adapter {config} does not match the model's LoRA {lora_config(causal_lm)}")
+    expected = {f"{layer.path}/{name}": getattr(layer, name) for layer in adapted_layers(causal_lm)
+                for name in ("lora_kernel_a", "lora_kernel_b")}
+    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise GemmaKitError(f"{path}: adapter tensors do not fit this model: missing {missing[:3]}, "
+                            f"unexpected {extra[:3]}")
+    for key, variable in expected.items():
+        if tuple(tensors[key].shape) != tuple(variable.shape):
+            raise GemmaKitError(f"{path}: {key} has shape {tuple(tensors[key].shape)}, "
+                                f"the model expects {tuple(variable.shape)}")
+        variable.assign(tensors[key].astype(np.float32))
+    return causal_lm
+
+
+def merge(causal_lm, preset_dir):
+    """Save the model with its adapters merged into the base weights as a keras-hub
+    preset (Keras merges on save: `kernel + alpha / rank * A @ B`, re-quantized for an
+    int8 / int4 base), and return the model loaded back from it: a plain keras-hub
+    model without LoRA layers, which `gemma_kit.load_model(preset_dir)` also reads."""
+    from gemma_kit.models import load_model
+
+    lora_config(causal_lm)
+    save_preset(causal_lm, preset_dir)
+    return load_model(os.fspath(preset_dir))
+
+
+def save_preset(causal_lm, preset_dir):
+    """`causal_lm.save_to_preset`, written to a staging folder and renamed into place."""
+    with atomic_folder(preset_dir) as staging:
+        causal_lm.save_to_preset(staging)
+    return os.fspath(preset_dir)

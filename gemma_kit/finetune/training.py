@@ -1,0 +1,139 @@
+"""`finetune`: supervised tuning with `model.fit`, resumable from its last checkpoint.
+
+A checkpoint holds the trainable weights, the optimizer's state and the position in the
+run (epoch, batch); with the data order a function of (seed, epoch)
+(`SupervisedBatches`), a resumed run sees exactly the batches the interrupted one had
+left and ends with the same weights. Keras' `BackupAndRestore` restarts the epoch
+instead, and writes every weight of the model, not only the trainable ones.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+
+from gemma_kit import runtime
+from gemma_kit.errors import GemmaKitError
+from gemma_kit.files import atomic_file
+
+_STATE = "checkpoint.safetensors"
+
+
+def compile_for_tuning(causal_lm, learning_rate=1e-4, weight_decay=0.0):
+    """Adam(W) and the next-token loss averaged over the tokens that carry loss (the
+    sample weights), with accuracy on the same tokens."""
+    optimizer = (keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay) if weight_decay
+                 else keras.optimizers.Adam(learning_rate))
+    causal_lm.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy()],
+    )
+
+
+def finetune(causal_lm, train, validation=None, epochs=1, checkpoint_dir=None, checkpoint_every=None,
+             callbacks=(), verbose="auto"):
+    """`model.fit` over `train` (a `SupervisedBatches`), resuming from `checkpoint_dir`
+    when it holds a checkpoint. The model must be compiled (`compile_for_tuning`).
+    Checkpoints are written every `checkpoint_every` batches and at each epoch's end.
+    Returns {metric: [value per epoch]} for the epochs run by this call."""
+    if causal_lm.optimizer is None:
+        raise GemmaKitError("compile the model first (gemma_kit.finetune.compile_for_tuning)")
+    runtime.forget_compiled(causal_lm)
+    callbacks = list(callbacks)
+    epoch, batch = 0, 0
+    if checkpoint_dir is not None:
+        checkpoint = Checkpoint(checkpoint_dir, train, checkpoint_every)
+        epoch, batch = checkpoint.restore(causal_lm)
+        callbacks.append(checkpoint)
+    history = {}
+    # keras.Model.fit, not keras-hub's: that one maps the string preprocessor over its
+    # input and takes only arrays, tf.data or grain datasets.
+    fit = keras.Model.fit
+    while epoch < epochs:
+        train.epoch, train.skip = epoch, batch
+        # A resumed epoch runs alone (its batch count differs); then the rest in one fit.
+        last = epoch + 1 if batch else epochs
+        # shuffle=False: Keras would reorder the batches with its own, unsaved, randomness.
+        result = fit(causal_lm, train, validation_data=validation, initial_epoch=epoch, epochs=last, shuffle=False,
+                     callbacks=[_EpochOrder(train, batch), *callbacks], verbose=verbose)
+        for key, values in result.history.items():
+            history.setdefault(key, []).extend(values)
+        epoch, batch = last, 0
+        if causal_lm.stop_training:
+            break
+    train.skip = 0
+    return history
+
+
+class _EpochOrder(keras.callbacks.Callback):
+    """Tells the batches which epoch is running (their order depends on it)."""
+
+    def __init__(self, batches, skip):
+        super().__init__()
+        self.batches, self.first_skip = batches, skip
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.epoch = epoch
+        self.batches.skip, self.first_skip = self.first_skip, 0
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Trainable weights, optimizer state and (epoch, next batch) in one safetensors
+    file, replaced atomically."""
+
+    def __init__(self, folder, batches, every=None):
+        super().__init__()
+        self.folder, self.batches, self.every = os.fspath(folder), batches, every
+        self.path = os.path.join(self.folder, _STATE)
+        self._epoch, self._offset = 0, 0
+
+    def restore(self, model):
+        """(epoch, batch) to continue from; (0, 0) without a checkpoint."""
+        from safetensors import safe_open
+
+        if not os.path.exists(self.path):
+            return 0, 0
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        with safe_open(self.path, framework="numpy") as f:
+            position = json.loads(f.metadata()["position"])
+            for kind, variables in (("weight", model.trainable_variables), ("optimizer", model.optimizer.variables)):
+                for i, variable in enumerate(variables):
+                    key = f"{kind}/{i}"
+                    if key not in f.keys():
+                        raise GemmaKitError(f"{self.path}: no {key} ({variable.path}); the checkpoint is from "
+                                            "another model or training setup")
+                    value = f.get_tensor(key)
+                    if tuple(value.shape) != tuple(variable.shape):
+                        raise GemmaKitError(f"{self.path}: {key} ({variable.path}) has shape {value.shape}, "
+                                            f"expected {tuple(variable.shape)}")
+                    variable.assign(value)
+        return position["epoch"], position["batch"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._offset = epoch, self.batches.skip  # set by _EpochOrder, which runs first
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every and (self._offset + batch + 1) % self.every == 0:
+            self._save(self._epoch, self._offset + batch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save(epoch + 1, 0)
+
+    def _save(self, epoch, batch):
+        from safetensors.numpy import save_file
+
+        model = self.model
+        tensors = {f"weight/{i}": _array(v) for i, v in enumerate(model.trainable_variables)}
+        tensors.update({f"optimizer/{i}": _array(v) for i, v in enumerate(model.optimizer.variables)})
+        with atomic_file(self.path) as staging:
+            save_file(tensors, staging, metadata={"position": json.dumps({"epoch": epoch, "batch": batch})})
+
+
+def _array(variable):
+    """numpy copy of a variable; bfloat16 (which safetensors' numpy API lacks) as float32,
+    exact, and cast back on `assign`."""
+    value = keras.ops.convert_to_numpy(variable)
+    return np.array(value, dtype=np.float32 if str(value.dtype) == "bfloat16" else value.dtype, order="C")
