@@ -2,6 +2,7 @@
 `load_model` accepts."""
 
 import argparse
+import collections
 import json
 import os
 import sys
@@ -196,12 +197,17 @@ def _demo_scope(lm):
     sae, site = load_sae("default"), "9.res"
     text = "The river flows through the old city and into the sea."
     print(f"\n== Gemma Scope: the kit's SAE at site {site} (residual stream after block 9)")
-    rows = prompt_features(lm, sae, site, text, per_token=3)
+    rows = prompt_features(lm, sae, site, text, per_token=sae.d_sae)
+    # Latents that fire on most tokens say little about any one; show the others.
+    counts = collections.Counter(i for _, fired in rows for i, _ in fired)
+    dense = {i for i, n in counts.items() if n > len(rows) / 2}
+    rows = [(token, [(i, a) for i, a in fired if i not in dense][:3]) for token, fired in rows]
+    print(f"strongest latents per token ({len(dense)} latents that fire on most tokens left out):")
     for token, fired in rows:
-        print(f"{token!r:>12}  " + ", ".join(f"{i} ({a:.1f})" for i, a in fired))
-    strongest = sorted({i for _, fired in rows for i, _ in fired[:1]})[:3]
+        print(f"{token!r:>12}  " + ", ".join(f"{i} ({a:.2f})" for i, a in fired))
+    strongest = list(dict.fromkeys(fired[0][0] for _, fired in rows if fired))[:3]
     for report in feature_reports(lm, sae, site, [text], strongest):
-        print(f"feature {report.index}: promotes {' '.join(t for t, _ in report.top_logits[:6])!r}")
+        print(f"latent {report.index}: its decoder direction promotes {' '.join(t for t, _ in report.top_logits[:6])!r}")
     metrics = evaluate(lm, sae, site, [text])
     print(f"on this text: L0 {metrics['l0']:.0f}, FVU {metrics['fvu']:.3f}, "
           f"delta LM loss {metrics['delta_lm_loss']:+.2f} (dashboards: gemma-kit scope dashboard --help)")

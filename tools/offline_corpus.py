@@ -1,11 +1,8 @@
 """English prose available offline: the long descriptions that installed Python
-packages ship in their METADATA, the docstrings of the standard library's modules and
-the docstrings in installed packages' sources (read with `ast`, nothing imported),
-split into paragraphs. Deterministic for a given environment; every 10th paragraph is
-held out for evaluation.
+packages ship in their METADATA, and the docstrings of the standard library's modules,
+split into paragraphs. Deterministic; every 10th paragraph is held out for evaluation.
 """
 
-import ast
 import email
 import glob
 import importlib
@@ -49,22 +46,8 @@ def paragraphs():
             value = getattr(module, attribute, None)
             if callable(value) and getattr(value, "__module__", None) == name:
                 found += _paragraphs(getattr(value, "__doc__", None))
-    found += _source_docstrings(site_packages)
-    return list(dict.fromkeys(p for p in found if p and _good(p)))
-
-
-def _source_docstrings(site_packages):
-    found = []
-    for path in sorted(glob.glob(os.path.join(site_packages, "**", "*.py"), recursive=True)):
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                tree = ast.parse(f.read())
-        except (SyntaxError, ValueError):
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                found += _paragraphs(ast.get_docstring(node))
-    return found
+    unique = list(dict.fromkeys(p for p in found if p and _good(p)))
+    return unique
 
 
 def split():

@@ -10,7 +10,6 @@ the results into docs/benchmarks.md.
 import argparse
 import os
 import platform
-import random
 import sys
 import time
 
@@ -30,8 +29,6 @@ def main():
     parser.add_argument("--out", default=os.path.join(ROOT, "gemma_kit", "assets", "scope", "gemma3_270m_9_res"))
     parser.add_argument("--l0-coefficient", type=float, default=0.02)
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--train-paragraphs", type=int, default=3000)
-    parser.add_argument("--eval-paragraphs", type=int, default=200)
     args = parser.parse_args()
     import shutil
 
@@ -40,10 +37,6 @@ def main():
     from gemma_kit.scope.activations import collect_activations
 
     train_texts, eval_texts = split()
-    # A fixed shuffle mixes the sources (package descriptions, stdlib, library docs).
-    random.Random(0).shuffle(train_texts)
-    random.Random(1).shuffle(eval_texts)
-    train_texts, eval_texts = train_texts[: args.train_paragraphs], eval_texts[: args.eval_paragraphs]
     lm = gemma_kit.load_model("default")
     start = time.perf_counter()
     x = collect_activations(lm, train_texts, SITE, max_length=128)
@@ -63,8 +56,8 @@ def main():
     lines = ["", f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; {time.strftime('%Y-%m-%d')}. "
              "Command: `.venv/bin/python tools/train_default_sae.py`. JAX, float32.", "",
              f"Site `{SITE}` (residual stream after block 9 of 18) of the default Gemma 3 270M; width {WIDTH}. "
-             f"Training: {len(x):,} tokens of offline English prose (package descriptions, standard-library "
-             f"and installed packages' docstrings, `tools/offline_corpus.py`), {args.epochs} epochs, batch 1024, L0 coefficient "
+             f"Training: {len(x):,} tokens of offline English prose (package descriptions and standard-library "
+             f"docstrings, `tools/offline_corpus.py`), {args.epochs} epochs, batch 1024, L0 coefficient "
              f"{args.l0_coefficient}; evaluation on {metrics['tokens']:,} held-out tokens (every 10th paragraph), "
              "BOS/EOS/padding excluded.", "",
              "| L0 | FVU | clean LM loss | spliced LM loss | delta LM loss | collect s | train s |",
