@@ -69,7 +69,28 @@ def _parser():
     p.add_argument("--prompt", help="also write prompt.html: which features fire on this text")
     p.add_argument("--top-k", type=int, default=10, help="contexts per feature")
     p.add_argument("-o", "--out", required=True, help="folder to write (replaced if it exists)")
+    _finetune_command(command)
     return parser
+
+
+def _finetune_command(command):
+    from gemma_kit.finetune.lora import QUANTIZATION_MODES, TARGETS
+
+    p = command("finetune", _finetune, "supervised LoRA / QLoRA tuning from JSONL (resumes an interrupted run)")
+    p.add_argument("--data", required=True, help='JSONL: {"messages": [...]} or {"prompt": ..., "response": ...}')
+    p.add_argument("--eval", help="held-out JSONL: eval loss before and after")
+    p.add_argument("--out", required=True, help="folder for adapter.safetensors, preset/, checkpoint/, summary.json")
+    p.add_argument("--lora-rank", type=int, default=8, help="0 tunes every weight")
+    p.add_argument("--lora-alpha", type=float, help="update scale alpha / rank (default alpha = rank)")
+    p.add_argument("--targets", default="query,value", help=f"comma-separated, among {','.join(TARGETS)}")
+    p.add_argument("--quantize", choices=QUANTIZATION_MODES, help="QLoRA: quantize the frozen base first")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--sequence-length", type=int, help="default: the longest example, up to 512")
+    p.add_argument("--packing", action="store_true", help="join examples into full rows")
+    p.add_argument("--learning-rate", type=float, default=2e-4)
+    p.add_argument("--checkpoint-every", type=int, default=50, help="batches between checkpoints")
+    p.add_argument("--seed", type=int, default=0)
 
 
 def _shield_commands(command):
@@ -211,6 +232,21 @@ def _demo_scope(lm):
     metrics = evaluate(lm, sae, site, [text])
     print(f"on this text: L0 {metrics['l0']:.0f}, FVU {metrics['fvu']:.3f}, "
           f"delta LM loss {metrics['delta_lm_loss']:+.2f} (dashboards: gemma-kit scope dashboard --help)")
+
+
+def _finetune(args):
+    from gemma_kit.finetune.recipe import tune
+
+    lm = _load(args)
+    summary = tune(lm, args.data, args.out, args.eval, args.lora_rank, args.lora_alpha,
+                   tuple(t.strip() for t in args.targets.split(",") if t.strip()), args.quantize, args.epochs,
+                   args.batch_size, args.sequence_length, args.packing, args.learning_rate, args.seed,
+                   args.checkpoint_every, verbose=2)
+    if summary["eval_loss_before"] is not None:
+        print(f"eval loss: {summary['eval_loss_before']:.4f} before, {summary['eval_loss_after']:.4f} after")
+    print(f"wrote {args.out}: " + ("adapter.safetensors, " if args.lora_rank else "") + "preset/ (load with "
+          f"--model {os.path.join(args.out, 'preset')}), summary.json")
+    return 0
 
 
 def _info(args, lm=None):

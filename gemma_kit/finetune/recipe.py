@@ -1,0 +1,65 @@
+"""`tune`: the whole supervised recipe from files to a tuned model on disk (what
+`gemma-kit finetune` runs). Running it again with the same `out` folder resumes an
+interrupted run from its checkpoint.
+
+`out` receives:
+- `adapter.safetensors`: the LoRA adapters (`load_adapter`), unless fully tuned;
+- `preset/`: the tuned model as a keras-hub preset (adapters merged), which
+  `gemma_kit.load_model` and `keras_hub.models.CausalLM.from_preset` read;
+- `checkpoint/`: the resumable training state;
+- `summary.json`: settings, losses per epoch, eval loss before and after.
+"""
+
+import json
+import os
+
+import keras
+
+from gemma_kit.errors import GemmaKitError
+from gemma_kit.files import atomic_file
+from gemma_kit.finetune import lora
+from gemma_kit.finetune.data import supervised_batches
+from gemma_kit.finetune.training import compile_for_tuning, finetune
+
+
+def tune(causal_lm, data, out, eval_data=None, lora_rank=8, lora_alpha=None, targets=lora.DEFAULT_TARGETS,
+         quantize=None, epochs=1, batch_size=4, sequence_length=None, packing=False, learning_rate=2e-4, seed=0,
+         checkpoint_every=50, verbose="auto"):
+    """Tune `causal_lm` in place on `data` (JSONL path or examples) and write `out`.
+    `lora_rank=0` tunes every weight; `quantize` ("int8" / "int4") is QLoRA."""
+    if quantize and not lora_rank:
+        raise GemmaKitError("a quantized base can only be tuned through LoRA (give a LoRA rank > 0)")
+    if epochs < 1 or batch_size < 1:
+        raise GemmaKitError(f"epochs and batch size must be >= 1, found {epochs}, {batch_size}")
+    tokenizer = causal_lm.preprocessor.tokenizer
+    train = supervised_batches(tokenizer, data, batch_size, sequence_length, packing, seed=seed)
+    validation = None
+    if eval_data is not None:
+        validation = supervised_batches(tokenizer, eval_data, batch_size, train.length, shuffle=False)
+    keras.utils.set_random_seed(seed)
+    if quantize:
+        lora.quantize(causal_lm, quantize)
+    if lora_rank:
+        lora.enable_lora(causal_lm, lora_rank, lora_alpha, targets)
+    compile_for_tuning(causal_lm, learning_rate)
+    before = _loss(causal_lm, validation)
+    history = finetune(causal_lm, train, validation, epochs, os.path.join(out, "checkpoint"), checkpoint_every,
+                       verbose=verbose)
+    after = _loss(causal_lm, validation)
+    if lora_rank:
+        lora.save_adapter(causal_lm, os.path.join(out, "adapter.safetensors"))
+    lora.save_preset(causal_lm, os.path.join(out, "preset"))
+    summary = {"examples": len(train.rows), "sequence_length": train.length, "truncated": train.truncated,
+               "batch_size": batch_size, "packing": packing, "epochs": epochs, "learning_rate": learning_rate,
+               "lora": lora.lora_config(causal_lm) if lora_rank else None, "quantize": quantize, "seed": seed,
+               "history": history, "eval_loss_before": before, "eval_loss_after": after}
+    with atomic_file(os.path.join(out, "summary.json")) as staging, open(staging, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def _loss(causal_lm, batches):
+    """Mean loss over the response tokens of `batches` (None without them)."""
+    if batches is None:
+        return None
+    return float(keras.Model.evaluate(causal_lm, batches, verbose=0, return_dict=True)["loss"])
