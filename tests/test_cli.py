@@ -86,3 +86,33 @@ def test_shield_errors_are_one_line(tiny_shield_folder, tmp_path):
     out = run("shield", "eval", str(tmp_path / "missing.jsonl"), "--model", str(tiny_shield_folder))
     assert out.returncode == 2 and out.stderr.strip().endswith("missing.jsonl: file not found")
     assert "Traceback" not in out.stderr
+
+
+def test_finetune_writes_adapter_preset_and_resumes(tmp_path):
+    """`gemma-kit finetune` on the tiny model: the preset it writes generates like the
+    tuned model; run again on the same folder, it resumes from the finished checkpoint
+    (no further steps) and writes the same adapter."""
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"say {w}", "response": f"{w} {w}"}) + "\n"
+                            for w in ["cat", "dog", "fox", "owl"]))
+    args = ["finetune", "--model", str(FIXTURES / "tiny_gemma2_f32.gguf"), "--data", str(data), "--eval", str(data),
+            "--lora-rank", "4", "--targets", "query,value,down", "--epochs", "3", "--learning-rate", "1e-2",
+            "--out", str(tmp_path / "run")]
+    out = run(*args)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["eval_loss_after"] < summary["eval_loss_before"]
+    assert summary["lora"] == {"rank": 4, "alpha": 4.0, "targets": ["query", "value", "down"]}
+    first = load_file(tmp_path / "run" / "adapter.safetensors")
+    again = run(*args)
+    assert again.returncode == 0, again.stderr
+    for key, value in load_file(tmp_path / "run" / "adapter.safetensors").items():
+        np.testing.assert_array_equal(value, first[key])
+    tuned = run("generate", "say cat", "--chat", "--max-new-tokens", "4", "--model", str(tmp_path / "run" / "preset"))
+    assert tuned.returncode == 0, tuned.stderr
+    bad = run("finetune", "--model", str(FIXTURES / "tiny_gemma2_f32.gguf"), "--data", str(data), "--lora-rank", "0",
+              "--quantize", "int8", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "only be tuned through LoRA" in bad.stderr and "Traceback" not in bad.stderr

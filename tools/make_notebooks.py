@@ -152,6 +152,61 @@ GEMMA_SCOPE = [
              "HTML(open(os.path.join(out, f'feature_{latent}.html')).read())"),
 ]
 
+FINETUNE = [
+    ("markdown", "# Fine-tuning with `model.fit`: LoRA on the embedded Gemma 3 270M\n\n"
+                 "Teach the model a house style from a few dozen examples (every answer starts with 'Ahoy!' and "
+                 "ends with 'Arr.'), check it on questions it never saw, save the adapter, merge it into a "
+                 "keras-hub preset and load that back. The same steps tune Gemma 2 checkpoints; add "
+                 "`quantize(lm, 'int8')` (or 'int4') before `enable_lora` for QLoRA."),
+    ("code", "import os, json, tempfile\nos.environ.setdefault('KERAS_BACKEND', 'jax')\nimport keras\nimport gemma_kit\n"
+             "from gemma_kit.finetune import (supervised_batches, enable_lora, compile_for_tuning, finetune,\n"
+             "                                save_adapter, merge)\n\nlm = gemma_kit.load_model('default')"),
+    ("markdown", "## Data\nJSONL, one conversation per line (`messages`, or `prompt` / `response`). Rendering uses "
+                 "the Gemma turn format the model sees at inference, and only the model's tokens carry loss."),
+    ("code", "capitals = [('France', 'Paris'), ('Japan', 'Tokyo'), ('Italy', 'Rome'), ('Egypt', 'Cairo'),\n"
+             "            ('Peru', 'Lima'), ('Kenya', 'Nairobi'), ('Norway', 'Oslo'), ('Canada', 'Ottawa'),\n"
+             "            ('Greece', 'Athens'), ('Chile', 'Santiago'), ('Poland', 'Warsaw'), ('Cuba', 'Havana')]\n"
+             "colors = [('the sky', 'blue'), ('grass', 'green'), ('snow', 'white'), ('a lemon', 'yellow'),\n"
+             "          ('coal', 'black'), ('a tomato', 'red'), ('a plum', 'purple'), ('a banana', 'yellow')]\n"
+             "pairs = [(f'What is the capital of {c}?', f'The capital of {c} is {a}.') for c, a in capitals]\n"
+             "pairs += [(f'What color is {t}?', f'{t[0].upper()}{t[1:]} is {a}.') for t, a in colors]\n"
+             "pairs = [(q, f'Ahoy! {a} Arr.') for q, a in pairs]\n"
+             "held_out = pairs[::5]                       # never trained on\n"
+             "train = [p for i, p in enumerate(pairs) if i % 5]\n"
+             "folder = tempfile.mkdtemp()\n"
+             "with open(f'{folder}/train.jsonl', 'w') as f:\n"
+             "    for q, a in train:\n        f.write(json.dumps({'prompt': q, 'response': a}) + '\\n')\n"
+             "tokenizer = lm.preprocessor.tokenizer\n"
+             "batches = supervised_batches(tokenizer, f'{folder}/train.jsonl', batch_size=8)\n"
+             "evaluation = supervised_batches(tokenizer, [[{'role': 'user', 'content': q}, {'role': 'model', 'content': a}]\n"
+             "                                            for q, a in held_out], batch_size=8, shuffle=False)\n"
+             "x, y, weights = batches[0]\nprint(len(train), 'examples,', batches.length, 'tokens per row,',\n"
+             "      int(weights.sum()), 'of', int(x['padding_mask'].sum()), 'tokens in the first batch carry loss')"),
+    ("markdown", "## Before"),
+    ("code", "questions = [q for q, _ in held_out]\nbefore = gemma_kit.generate(lm, questions, max_new_tokens=16, as_chat=True)\n"
+             "for q, a in zip(questions, before):\n    print(f'{q!r} -> {a!r}')\nassert not any(a.startswith('Ahoy!') for a in before)"),
+    ("markdown", "## Tune\nLoRA rank 8 on the attention query and value projections; everything else is frozen. "
+             "`finetune` is `model.fit` with a data order fixed by (seed, epoch); give it `checkpoint_dir` and an "
+             "interrupted run resumes to the same weights."),
+    ("code", "enable_lora(lm, rank=8, targets=('query', 'value'))\ncompile_for_tuning(lm, learning_rate=1e-3)\n"
+             "loss_before = keras.Model.evaluate(lm, evaluation, verbose=0, return_dict=True)['loss']\n"
+             "history = finetune(lm, batches, validation=evaluation, epochs=4, verbose=2)\n"
+             "print(f\"held-out loss {loss_before:.3f} -> {history['val_loss'][-1]:.3f}\")\n"
+             "assert history['val_loss'][-1] < loss_before / 2"),
+    ("markdown", "## After\nOn the held-out questions:"),
+    ("code", "after = gemma_kit.generate(lm, questions, max_new_tokens=16, as_chat=True)\n"
+             "for q, a in zip(questions, after):\n    print(f'{q!r} -> {a!r}')\n"
+             "assert sum(a.startswith('Ahoy!') for a in after) >= len(after) - 1"),
+    ("markdown", "## Save, merge, reload\nThe adapter alone is a few MB of safetensors; `merge` writes a keras-hub "
+                 "preset with the update folded into the weights, which `gemma_kit.load_model` (or "
+                 "`keras_hub.models.CausalLM.from_preset`) reads like any other."),
+    ("code", "save_adapter(lm, f'{folder}/adapter.safetensors')\n"
+             "print(os.path.getsize(f'{folder}/adapter.safetensors') // 1024, 'KiB adapter')\n"
+             "merged = merge(lm, f'{folder}/tuned')\nreloaded = gemma_kit.load_model(f'{folder}/tuned')\n"
+             "again = gemma_kit.generate(reloaded, questions, max_new_tokens=16, as_chat=True)\n"
+             "print(again[0])\nassert again == after"),
+]
+
 
 def build(cells):
     nb = nbformat.v4.new_notebook()
@@ -166,5 +221,5 @@ def build(cells):
 if __name__ == "__main__":
     os.makedirs(NOTEBOOKS, exist_ok=True)
     for name, cells in [("01_quickstart", QUICKSTART), ("02_shieldgemma", SHIELDGEMMA),
-                        ("03_gemma_scope", GEMMA_SCOPE)]:
+                        ("03_gemma_scope", GEMMA_SCOPE), ("04_finetune", FINETUNE)]:
         nbformat.write(build(cells), os.path.join(NOTEBOOKS, f"{name}.ipynb"))
