@@ -26,6 +26,10 @@ _EXPORTS = {
     "save_preset": "gemma_kit.finetune.lora",
     "compile_for_tuning": "gemma_kit.finetune.training",
     "finetune": "gemma_kit.finetune.training",
+    "tune": "gemma_kit.finetune.recipe",
+    "train_policy_classifier": "gemma_kit.finetune.classifier",
+    "data_parallel": "gemma_kit.finetune.distribution",
+    "model_parallel": "gemma_kit.finetune.distribution",
 }
 __all__ = sorted(_EXPORTS)
 
