@@ -11,6 +11,7 @@ from gemma_kit.finetune.recipe import tune
 from gemma_kit.generation import generate
 
 pytestmark = pytest.mark.slow
+EPOCHS, MARGIN = 2, 0.15  # measured: F1 0.736 untuned, 0.984 tuned (docs/benchmarks.md)
 
 
 def test_lora_teaches_a_response_pattern(tmp_path):
@@ -23,3 +24,29 @@ def test_lora_teaches_a_response_pattern(tmp_path):
     assert summary["eval_loss_after"] < summary["eval_loss_before"] / 2
     after = generate(lm, questions, 16, as_chat=True)
     assert sum(a.startswith("Ahoy!") and "Arr." in a for a in after) >= 8, after
+
+
+def test_agile_classifier_beats_the_untuned_model():
+    """The Responsible GenAI Toolkit recipe (LoRA rank 4, Adam 5e-4, batch 2) on 240
+    labelled texts for a custom policy; F1 at threshold 0.5 on 120 held-out texts about
+    other works, with other templates."""
+    from sklearn.metrics import f1_score
+
+    from gemma_kit.finetune import train_policy_classifier
+    from gemma_kit.shield import Guard, Policy, ShieldGemma
+    from gemma_kit.shield.data import read_jsonl
+    from make_policy_dataset import DESCRIPTION, KEY
+
+    policy = Policy("Spoilers", DESCRIPTION, key=KEY)
+    train = read_jsonl(FIXTURES / "spoilers_train.jsonl", [KEY])
+    test = read_jsonl(FIXTURES / "spoilers_test.jsonl", [KEY])
+    lm = gemma_kit.load_model("default")
+    untuned = ShieldGemma(lm).score(test.prompts, policies=[policy])[:, 0]
+    shield = train_policy_classifier(lm, train, policy, epochs=EPOCHS, verbose=0)
+    tuned = shield.score(test.prompts, policies=[policy])[:, 0]
+    labels = test.labels[:, 0]
+    before, after = f1_score(labels, untuned >= 0.5), f1_score(labels, tuned >= 0.5)
+    assert after >= before + MARGIN, (before, after)
+    guard = Guard(lambda prompt: "ok", shield, thresholds=0.5, policies=[policy])  # used like ShieldGemma
+    blocked = [not guard(text).allowed for text in test.prompts[:6]]
+    assert blocked == list(tuned[:6] >= 0.5) and any(blocked) and not all(blocked)
