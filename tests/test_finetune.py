@@ -101,7 +101,8 @@ def test_jsonl_reading_and_errors(tmp_path):
     path.write_text(json.dumps({"prompt": "p", "response": "r"}) + "\n\n" + json.dumps({"messages": EXAMPLES[0]}) + "\n")
     assert read_jsonl(path) == [[{"role": "user", "content": "p"}, {"role": "model", "content": "r"}], EXAMPLES[0]]
     for line, message in [("{", "d.jsonl:1: not JSON"), ('{"text": "x"}', "expected the key 'messages'"),
-                          ('{"messages": [{"role": "user", "content": "x"}]}', "at least one model turn"),
+                          ('{"messages": [{"role": "user", "content": "x"}]}', "no model turn to learn from"),
+                          ('{"messages": "hi"}', "'messages' must be a list"),
                           ('{"messages": [{"role": "robot", "content": "x"}]}', "d.jsonl:1: message 0: role 'robot'")]:
         path.write_text(line + "\n")
         with pytest.raises(GemmaKitError, match=message):

@@ -50,12 +50,14 @@ def _messages(where, line):
         messages = [{"role": "user", "content": record["prompt"]}, {"role": "model", "content": record["response"]}]
     else:
         raise GemmaKitError(f"{where}: expected the key 'messages', or 'prompt' and 'response'; found {sorted(record)}")
+    if not isinstance(messages, list):
+        raise GemmaKitError(f"{where}: 'messages' must be a list, found {type(messages).__name__}")
     try:
-        roles = [role for role, _ in turns(messages if isinstance(messages, list) else [messages])]
+        roles = [role for role, _ in turns(messages)]
     except GemmaKitError as e:
         raise GemmaKitError(f"{where}: {e}") from None
-    if not isinstance(messages, list) or "model" not in roles:
-        raise GemmaKitError(f"{where}: 'messages' must be a list with at least one model turn")
+    if "model" not in roles:
+        raise GemmaKitError(f"{where}: no model turn to learn from")
     return messages
 
 
@@ -108,8 +110,9 @@ class SupervisedBatches(keras.utils.PyDataset):
         ids, mask = self._epoch_arrays()
         rows = slice((index + self.skip) * self.batch_size, (index + self.skip + 1) * self.batch_size)
         ids, mask = ids[rows], mask[rows]
-        x = {"token_ids": ids[:, :-1], "padding_mask": ids[:, :-1] != -1}
-        x["token_ids"] = np.where(x["padding_mask"], x["token_ids"], self.pad_id).astype("int32")
+        inputs, real = ids[:, :-1], ids[:, :-1] != -1
+        x = {"token_ids": np.where(real, inputs, self.pad_id).astype("int32"), "padding_mask": real}
+        # Targets at padding are 0 with weight 0.
         return x, np.maximum(ids[:, 1:], 0).astype("int32"), mask[:, 1:].astype("float32")
 
     def _epoch_arrays(self):
