@@ -1,0 +1,81 @@
+"""The generative graph LiteRT-LM and MediaPipe run: `prefill_{L}` and `decode`
+signatures over an external, per-layer KV cache (see the reference notes).
+
+    prefill_{L}: tokens int32 [1, L], input_pos int32 [L], kv_cache_{k,v}_{i} [1, T, kv_heads, head_dim]
+    decode:      tokens int32 [1, 1], input_pos int32 [1], the same caches
+    outputs:     logits [1, L or 1, vocab] (final soft cap applied), kv_cache_{k,v}_{i}
+
+The layers are keras-hub's own decoder blocks, called as `gemma_kit.runtime` calls
+them for cached generation, so sliding windows, soft caps, query scaling and Gemma 3's
+q/k norms are the model's, not a re-implementation. Each block takes its cache as one
+[1, 2, T, kv_heads, head_dim] tensor (5-D; TFLite slices up to 5-D, keras-hub's stacked
+6-D cache would not run); the graph splits it into the runtime's K and V tensors. The
+cache is written from `input_pos[0]` on, contiguously: a prompt shorter than L may be
+padded at the end, as the padding's cache rows lie after the prompt and are
+overwritten by the decode steps before any query can see them.
+
+Needs the TensorFlow backend (the graph is traced with `tf.function`).
+"""
+
+import keras
+
+from gemma_kit import runtime
+from gemma_kit.errors import GemmaKitError
+
+
+def check_backend():
+    if keras.config.backend() != "tensorflow":
+        raise GemmaKitError("building LiteRT graphs needs KERAS_BACKEND=tensorflow "
+                            f"(this process runs {keras.config.backend()}); mobile_export.export handles this")
+
+
+def step_function(causal_lm):
+    """fn(tokens, input_pos, *caches) -> {"logits", "kv_cache_k_i", "kv_cache_v_i"}."""
+    import tensorflow as tf
+
+    backbone = causal_lm.backbone
+
+    def step(tokens, input_pos, *kv):
+        pairs = list(zip(kv[0::2], kv[1::2]))
+        # Gemma 3 blocks take (key, value); Gemma 2 blocks one stacked tensor.
+        caches = pairs if runtime.is_gemma3(causal_lm) else [tf.stack(p, axis=1) for p in pairs]
+        x = runtime.embed(backbone, tokens)
+        x, new = runtime.run_blocks(backbone, x, caches, input_pos[0])
+        # The reversed embedding applies Gemma 2's final soft cap itself.
+        logits = backbone.token_embedding(backbone.layer_norm(x), reverse=True)
+        outputs = {"logits": tf.cast(logits, tf.float32)}
+        for i, cache in enumerate(new):
+            k, v = cache if isinstance(cache, tuple) else (cache[:, 0], cache[:, 1])
+            outputs[f"kv_cache_k_{i}"], outputs[f"kv_cache_v_{i}"] = k, v
+        return outputs
+
+    return step
+
+
+def input_signature(causal_lm, length, kv_len):
+    import tensorflow as tf
+
+    backbone = causal_lm.backbone
+    shape = [1, kv_len, backbone.num_key_value_heads, backbone.head_dim]
+    dtype = tf.as_dtype(backbone.compute_dtype)
+    spec = [tf.TensorSpec([1, length], tf.int32, name="tokens"), tf.TensorSpec([length], tf.int32, name="input_pos")]
+    for i in range(backbone.num_layers):
+        spec += [tf.TensorSpec(shape, dtype, name=f"kv_cache_k_{i}"), tf.TensorSpec(shape, dtype, name=f"kv_cache_v_{i}")]
+    return spec
+
+
+def signatures(causal_lm, prefill_lengths, kv_len):
+    """{signature name: concrete function} for `prefill_{L}` per length and `decode`."""
+    import tensorflow as tf
+
+    check_backend()
+    lengths = sorted({int(n) for n in prefill_lengths})
+    if not lengths or lengths[0] < 1:
+        raise GemmaKitError(f"prefill lengths must be positive integers, found {list(prefill_lengths)}")
+    if lengths[-1] > kv_len:
+        raise GemmaKitError(f"prefill length {lengths[-1]} is longer than the KV cache ({kv_len} tokens)")
+    step = step_function(causal_lm)
+    found = {f"prefill_{n}": tf.function(step, input_signature=input_signature(causal_lm, n, kv_len))
+             for n in lengths}
+    found["decode"] = tf.function(step, input_signature=input_signature(causal_lm, 1, kv_len))
+    return {name: fn.get_concrete_function() for name, fn in found.items()}
