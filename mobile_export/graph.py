@@ -36,6 +36,7 @@ def step_function(causal_lm):
     backbone = causal_lm.backbone
 
     def step(tokens, input_pos, *kv):
+        kv = [tf.reshape(c, [1, -1, backbone.num_key_value_heads, backbone.head_dim]) for c in kv]
         pairs = list(zip(kv[0::2], kv[1::2]))
         # Gemma 3 blocks take (key, value); Gemma 2 blocks one stacked tensor.
         caches = pairs if runtime.is_gemma3(causal_lm) else [tf.stack(p, axis=1) for p in pairs]
@@ -46,7 +47,8 @@ def step_function(causal_lm):
         outputs = {"logits": tf.cast(logits, tf.float32)}
         for i, cache in enumerate(new):
             k, v = cache if isinstance(cache, tuple) else (cache[:, 0], cache[:, 1])
-            outputs[f"kv_cache_k_{i}"], outputs[f"kv_cache_v_{i}"] = k, v
+            flat = [1, -1, backbone.num_key_value_heads * backbone.head_dim]
+            outputs[f"kv_cache_k_{i}"], outputs[f"kv_cache_v_{i}"] = tf.reshape(k, flat), tf.reshape(v, flat)
         return outputs
 
     return step
@@ -56,7 +58,7 @@ def input_signature(causal_lm, length, kv_len):
     import tensorflow as tf
 
     backbone = causal_lm.backbone
-    shape = [1, kv_len, backbone.num_key_value_heads, backbone.head_dim]
+    shape = [1, kv_len, backbone.num_key_value_heads * backbone.head_dim]
     dtype = tf.as_dtype(backbone.compute_dtype)
     spec = [tf.TensorSpec([1, length], tf.int32, name="tokens"), tf.TensorSpec([length], tf.int32, name="input_pos")]
     for i in range(backbone.num_layers):
