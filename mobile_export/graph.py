@@ -42,8 +42,13 @@ def step_function(causal_lm):
         caches = pairs if runtime.is_gemma3(causal_lm) else [tf.stack(p, axis=1) for p in pairs]
         x = runtime.embed(backbone, tokens)
         x, new = runtime.run_blocks(backbone, x, caches, input_pos[0])
-        # The reversed embedding applies Gemma 2's final soft cap itself.
-        logits = backbone.token_embedding(backbone.layer_norm(x), reverse=True)
+        # x @ E^T written so that the converter maps it to FULLY_CONNECTED on E itself;
+        # keras-hub's reversed embedding would fold in a transposed copy of E.
+        embeddings = tf.cast(backbone.token_embedding.embeddings, x.dtype)
+        logits = tf.matmul(backbone.layer_norm(x), embeddings, transpose_b=True)
+        cap = getattr(backbone.token_embedding, "logit_soft_cap", None)
+        if cap:
+            logits = tf.tanh(logits / cap) * cap
         outputs = {"logits": tf.cast(logits, tf.float32)}
         for i, cache in enumerate(new):
             k, v = cache if isinstance(cache, tuple) else (cache[:, 0], cache[:, 1])
