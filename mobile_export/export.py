@@ -1,0 +1,91 @@
+"""`export`: a Gemma model (any `gemma_kit.load_model` source, or a loaded model) to a
+`.tflite`, `.litertlm` or `.task` file.
+
+The LiteRT graph is traced with TensorFlow. Under another Keras backend the work runs
+in a child process with `KERAS_BACKEND=tensorflow`: a source is handed over as it is, a
+loaded model as a keras-hub preset written to a temporary folder (LoRA adapters merged
+on save).
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import keras
+
+from gemma_kit.errors import GemmaKitError
+from mobile_export import bundle
+from mobile_export.convert import DEFAULT_KV_LEN, DEFAULT_PREFILL, to_tflite
+
+FORMATS = ("tflite", "litertlm", "task")
+
+
+def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_KV_LEN):
+    """Write `out` (format from its extension unless given) and return its path."""
+    out = os.fspath(out)
+    format = format or os.path.splitext(out)[1].lstrip(".")
+    if format not in FORMATS:
+        raise GemmaKitError(f"{out}: unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+    lengths = sorted({int(n) for n in prefill_lengths})
+    if not lengths or lengths[0] < 1 or lengths[-1] > kv_len:
+        raise GemmaKitError(f"prefill lengths {lengths} must be between 1 and the KV cache length {kv_len}")
+    if keras.config.backend() != "tensorflow":
+        return _in_tensorflow(model, out, format, lengths, kv_len)
+    from gemma_kit.models import load_model
+
+    causal_lm = load_model(model) if isinstance(model, (str, os.PathLike)) else model
+    _check_supported(causal_lm)
+    if format == "tflite":
+        return to_tflite(causal_lm, out, lengths, kv_len)
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out))) as scratch:
+        tflite = to_tflite(causal_lm, os.path.join(scratch, "model.tflite"), lengths, kv_len)
+        tokenizer = causal_lm.preprocessor.tokenizer
+        proto = tokenizer.proto if isinstance(tokenizer.proto, bytes) else open(tokenizer.proto, "rb").read()
+        if format == "task":
+            return bundle.write_task(out, tflite, proto)
+        ids = {piece: int(tokenizer.token_to_id(piece)) for piece in (bundle.START, *bundle.STOPS)}
+        return bundle.write_litertlm(out, tflite, proto, ids, kv_len)
+
+
+def _check_supported(causal_lm):
+    import keras_hub
+
+    if not isinstance(causal_lm, (keras_hub.models.GemmaCausalLM, keras_hub.models.Gemma3CausalLM)):
+        raise GemmaKitError(f"cannot export a {type(causal_lm).__name__}: Gemma 2 and Gemma 3 causal LMs only")
+    if isinstance(causal_lm, keras_hub.models.GemmaCausalLM) and not causal_lm.backbone.use_post_ffw_norm:
+        raise GemmaKitError("cannot export a Gemma 1 model: Gemma 2 and Gemma 3 only")
+
+
+def _in_tensorflow(model, out, format, lengths, kv_len):
+    with tempfile.TemporaryDirectory() as scratch:
+        if not isinstance(model, (str, os.PathLike)):
+            from gemma_kit.finetune.lora import save_preset
+
+            _check_supported(model)
+            model = save_preset(model, os.path.join(scratch, "preset"))
+        command = [sys.executable, "-m", "mobile_export.export", os.fspath(model), out, format,
+                   ",".join(map(str, lengths)), str(kv_len)]
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
+               "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode == 2:
+        raise GemmaKitError(done.stderr.strip().splitlines()[-1].removeprefix("gemma-kit: error: "))
+    if done.returncode:
+        raise GemmaKitError(f"export in a TensorFlow process failed:\n{done.stderr[-3000:]}")
+    return out
+
+
+def _main(argv):
+    source, out, format, lengths, kv_len = argv
+    try:
+        export(source, out, format, [int(n) for n in lengths.split(",")], int(kv_len))
+    except GemmaKitError as e:
+        print(f"gemma-kit: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

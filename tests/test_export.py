@@ -1,0 +1,111 @@
+"""On-device export: prefill/decode graphs against Keras in LiteRT's interpreter, the
+operators used, bundles in the LiteRT-LM engine, and refusals."""
+
+import numpy as np
+import pytest
+from conftest import FIXTURES
+
+import gemma_kit
+from gemma_kit.errors import GemmaKitError
+from gemma_kit.generation import generate_ids
+from mobile_export.bundle import check_bundle
+from mobile_export.export import export
+from mobile_export.operators import operators
+from mobile_export.verify import greedy
+
+PROMPT = [2, 40, 50, 60, 70]
+
+
+@pytest.fixture(scope="module", params=["gemma2_2b_geometry", "gemma3"])
+def exported(request, tmp_path_factory, tiny_tokenizer_model):
+    """A tiny random HF model (sliding window 8, soft caps for Gemma 2) and its .tflite,
+    exported from this (JAX) process, which hands the work to a TensorFlow process."""
+    from tiny_models import save_model
+
+    folder = tmp_path_factory.mktemp(request.param)
+    save_model(request.param, folder, tiny_tokenizer_model, 512)
+    path = export(str(folder), folder / "model.tflite", prefill_lengths=(8, 16), kv_len=96)
+    return gemma_kit.load_model(str(folder)), path
+
+
+def test_greedy_decoding_matches_keras(exported):
+    """64 greedy tokens through prefill_8 + decode equal the kit's Keras generation, and
+    every step's logits equal the Keras forward pass over the same tokens within 1e-3."""
+    lm, path = exported
+    tokens, logits = greedy(path, PROMPT, 64)
+    assert tokens == generate_ids(lm, [PROMPT], 64)[0]
+    full = gemma_kit.logits(lm, [PROMPT + tokens[:-1]])[0, len(PROMPT) - 1 :]
+    assert np.abs(full - logits).max() <= 1e-3
+
+
+def test_only_builtin_operators(exported):
+    _, path = exported
+    used = operators(open(path, "rb").read())
+    assert "FULLY_CONNECTED" in used and "DYNAMIC_UPDATE_SLICE" in used
+    assert not [op for op in used if op.startswith("custom:")]
+
+
+def test_signatures_and_cache_layout(exported):
+    from ai_edge_litert.interpreter import Interpreter
+
+    lm, path = exported
+    signatures = Interpreter(model_path=str(path)).get_signature_list()
+    assert sorted(signatures) == ["decode", "prefill_16", "prefill_8"]
+    inputs = set(signatures["decode"]["inputs"])
+    layers = lm.backbone.num_layers
+    assert inputs == {"tokens", "input_pos", *(f"kv_cache_{kind}_{i}" for kind in "kv" for i in range(layers))}
+    assert set(signatures["decode"]["outputs"]) == {"logits", *(f"kv_cache_{kind}_{i}" for kind in "kv"
+                                                                 for i in range(layers))}
+
+
+@pytest.mark.parametrize("format", ["litertlm", "task"])
+def test_bundle_runs_in_the_litert_lm_engine(format, tmp_path):
+    """The LiteRT-LM runtime (the one phones use) loads the bundle and continues a text
+    greedily as Keras does."""
+    import litert_lm
+
+    lm = gemma_kit.load_model(str(FIXTURES / "tiny_gemma2_f32.gguf"))
+    path = export(str(FIXTURES / "tiny_gemma2_f32.gguf"), tmp_path / f"tiny.{format}", prefill_lengths=(16,),
+                  kv_len=64)
+    check_bundle(path)
+    engine = litert_lm.Engine(str(path), backend=litert_lm.Backend.CPU(), max_num_tokens=64)
+    session = engine.create_session(apply_prompt_template=False, max_output_tokens=8,
+                                    sampler_config=litert_lm.SamplerConfig(top_k=1, temperature=0.0))
+    session.run_prefill(["the cat sat"])
+    text = session.run_decode().texts[0]
+    expected = gemma_kit.generate(lm, "the cat sat", 8)
+    assert text and expected.startswith(text), (text, expected)
+
+
+def test_refusals(tmp_path):
+    tiny = str(FIXTURES / "tiny_gemma2_f32.gguf")
+    with pytest.raises(GemmaKitError, match="prefill lengths \\[128\\] must be between 1 and the KV cache length 64"):
+        export(tiny, tmp_path / "m.tflite", prefill_lengths=(128,), kv_len=64)
+    with pytest.raises(GemmaKitError, match="unknown export format 'onnx'"):
+        export(tiny, tmp_path / "m.onnx")
+    (tmp_path / "bad.litertlm").write_bytes(b"NOTLITERT" * 10)
+    with pytest.raises(GemmaKitError, match="bad.litertlm: not a .litertlm file"):
+        check_bundle(tmp_path / "bad.litertlm")
+    good = export(tiny, tmp_path / "good.litertlm", prefill_lengths=(8,), kv_len=32)
+    data = open(good, "rb").read()
+    (tmp_path / "cut.litertlm").write_bytes(data[: len(data) // 2])
+    with pytest.raises(GemmaKitError, match="cut.litertlm: truncated .litertlm"):
+        check_bundle(tmp_path / "cut.litertlm")
+    task = export(tiny, tmp_path / "good.task", prefill_lengths=(8,), kv_len=32)
+    (tmp_path / "cut.task").write_bytes(open(task, "rb").read()[:-100])
+    with pytest.raises(GemmaKitError, match="cut.task: damaged or truncated .task"):
+        check_bundle(tmp_path / "cut.task")
+
+
+def test_gemma1_and_other_models_are_refused():
+    import keras_hub
+
+    from mobile_export.export import _check_supported
+
+    backbone = keras_hub.models.GemmaBackbone(vocabulary_size=32, num_layers=1, num_query_heads=2,
+                                              num_key_value_heads=1, hidden_dim=16, intermediate_dim=32,
+                                              head_dim=8)
+    with pytest.raises(GemmaKitError, match="Gemma 1 model"):
+        _check_supported(keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=None))
+    with pytest.raises(GemmaKitError, match="cannot export a GemmaBackbone"):
+        _check_supported(backbone)
