@@ -70,6 +70,12 @@ def _parser():
     p.add_argument("--top-k", type=int, default=10, help="contexts per feature")
     p.add_argument("-o", "--out", required=True, help="folder to write (replaced if it exists)")
     _finetune_command(command)
+    p = command("export", _export, "LiteRT prefill/decode model or .litertlm / .task bundle for on-device runtimes")
+    p.add_argument("--format", choices=("tflite", "litertlm", "task"), help="default: from the -o extension")
+    p.add_argument("--quantize", choices=("none", "fp16", "int8"), default="none", help="weight format")
+    p.add_argument("--prefill", default="32,128", help="comma-separated prefill lengths (one signature each)")
+    p.add_argument("--kv-len", type=int, default=1024, help="KV cache length: the most tokens a conversation holds")
+    p.add_argument("-o", "--out", required=True)
     return parser
 
 
@@ -246,6 +252,24 @@ def _finetune(args):
         print(f"eval loss: {summary['eval_loss_before']:.4f} before, {summary['eval_loss_after']:.4f} after")
     print(f"wrote {args.out}: " + ("adapter.safetensors, " if args.lora_rank else "") + "preset/ (load with "
           f"--model {os.path.join(args.out, 'preset')}), summary.json")
+    return 0
+
+
+def _export(args):
+    import time
+
+    from mobile_export.export import export
+
+    from gemma_kit.errors import GemmaKitError
+
+    try:
+        lengths = [int(n) for n in args.prefill.split(",")]
+    except ValueError:
+        raise GemmaKitError(f"--prefill must be comma-separated integers, found {args.prefill!r}") from None
+    start = time.perf_counter()
+    print(f"exporting {args.model} ({args.quantize}, prefill {lengths}, KV cache {args.kv_len}) ...", file=sys.stderr)
+    path = export(args.model, args.out, args.format, lengths, args.kv_len, args.quantize)
+    print(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB) in {time.perf_counter() - start:.0f} s")
     return 0
 
 

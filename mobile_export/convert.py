@@ -17,10 +17,13 @@ from mobile_export.operators import check_builtin_only
 
 DEFAULT_PREFILL = (32, 128)
 DEFAULT_KV_LEN = 1024
+# Weight formats TFLite's converter writes itself: float16 weights, or int8 weights per
+# channel with float activations (dynamic range).
+QUANTIZATION = ("none", "fp16", "int8")
 
 
-def to_tflite(causal_lm, path, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_KV_LEN):
-    """Write the float model to `path` (atomically) and return `path`."""
+def to_tflite(causal_lm, path, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_KV_LEN, quantize="none"):
+    """Write the model to `path` (atomically) and return `path`."""
     import tensorflow as tf
 
     functions = graph.signatures(causal_lm, prefill_lengths, kv_len)
@@ -31,6 +34,12 @@ def to_tflite(causal_lm, path, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_K
         tf.saved_model.save(module, saved, signatures=functions)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(functions))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize not in QUANTIZATION:
+            raise GemmaKitError(f"quantization {quantize!r} is not one of {', '.join(QUANTIZATION)}")
+        if quantize != "none":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "fp16":
+            converter.target_spec.supported_types = [tf.float16]
         try:
             model = converter.convert()
         except Exception as e:  # noqa: BLE001 - the converter raises many types

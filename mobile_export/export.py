@@ -16,13 +16,14 @@ import keras
 
 from gemma_kit.errors import GemmaKitError
 from mobile_export import bundle
-from mobile_export.convert import DEFAULT_KV_LEN, DEFAULT_PREFILL, to_tflite
+from mobile_export.convert import DEFAULT_KV_LEN, DEFAULT_PREFILL, QUANTIZATION, to_tflite
 
 FORMATS = ("tflite", "litertlm", "task")
 
 
-def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_KV_LEN):
-    """Write `out` (format from its extension unless given) and return its path."""
+def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_KV_LEN, quantize="none"):
+    """Write `out` (format from its extension unless given; weights per `quantize`, one
+    of `QUANTIZATION`) and return its path."""
     out = os.fspath(out)
     format = format or os.path.splitext(out)[1].lstrip(".")
     if format not in FORMATS:
@@ -30,16 +31,18 @@ def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFA
     lengths = sorted({int(n) for n in prefill_lengths})
     if not lengths or lengths[0] < 1 or lengths[-1] > kv_len:
         raise GemmaKitError(f"prefill lengths {lengths} must be between 1 and the KV cache length {kv_len}")
+    if quantize not in QUANTIZATION:
+        raise GemmaKitError(f"quantization {quantize!r} is not one of {', '.join(QUANTIZATION)}")
     if keras.config.backend() != "tensorflow":
-        return _in_tensorflow(model, out, format, lengths, kv_len)
+        return _in_tensorflow(model, out, format, lengths, kv_len, quantize)
     from gemma_kit.models import load_model
 
     causal_lm = load_model(model) if isinstance(model, (str, os.PathLike)) else model
     _check_supported(causal_lm)
     if format == "tflite":
-        return to_tflite(causal_lm, out, lengths, kv_len)
+        return to_tflite(causal_lm, out, lengths, kv_len, quantize)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out))) as scratch:
-        tflite = to_tflite(causal_lm, os.path.join(scratch, "model.tflite"), lengths, kv_len)
+        tflite = to_tflite(causal_lm, os.path.join(scratch, "model.tflite"), lengths, kv_len, quantize)
         tokenizer = causal_lm.preprocessor.tokenizer
         proto = tokenizer.proto if isinstance(tokenizer.proto, bytes) else open(tokenizer.proto, "rb").read()
         if format == "task":
@@ -57,7 +60,7 @@ def _check_supported(causal_lm):
         raise GemmaKitError("cannot export a Gemma 1 model: Gemma 2 and Gemma 3 only")
 
 
-def _in_tensorflow(model, out, format, lengths, kv_len):
+def _in_tensorflow(model, out, format, lengths, kv_len, quantize):
     with tempfile.TemporaryDirectory() as scratch:
         if not isinstance(model, (str, os.PathLike)):
             from gemma_kit.finetune.lora import save_preset
@@ -65,7 +68,7 @@ def _in_tensorflow(model, out, format, lengths, kv_len):
             _check_supported(model)
             model = save_preset(model, os.path.join(scratch, "preset"))
         command = [sys.executable, "-m", "mobile_export.export", os.fspath(model), out, format,
-                   ",".join(map(str, lengths)), str(kv_len)]
+                   ",".join(map(str, lengths)), str(kv_len), quantize]
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
                "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
@@ -78,9 +81,9 @@ def _in_tensorflow(model, out, format, lengths, kv_len):
 
 
 def _main(argv):
-    source, out, format, lengths, kv_len = argv
+    source, out, format, lengths, kv_len, quantize = argv
     try:
-        export(source, out, format, [int(n) for n in lengths.split(",")], int(kv_len))
+        export(source, out, format, [int(n) for n in lengths.split(",")], int(kv_len), quantize)
     except GemmaKitError as e:
         print(f"gemma-kit: error: {e}", file=sys.stderr)
         return 2
