@@ -37,6 +37,13 @@ def run_worker(script, args, python=sys.executable):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def serve_worker(worker_args, workers):
+    """In a worker process (`--worker KIND ARGS...`): run `workers[KIND](*ARGS)` and
+    print its result as the JSON line `run_worker` reads."""
+    kind, *rest = worker_args
+    print(json.dumps(workers[kind](*rest)))
+
+
 def gemma2_2b(dtype, tokenizer_proto, vocabulary_size=256000):
     """A random-weight causal LM with keras-hub's gemma2_2b_en geometry (the ShieldGemma
     2B geometry too): speed and memory do not depend on the weight values."""

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from common import ROOT, peak_rss_gib, run_worker, write_section
+from common import ROOT, peak_rss_gib, run_worker, serve_worker, write_section
 
 SECTION = "## On-device export (issue 6)"
 FORMATS = ("none", "fp16", "int8")
@@ -101,11 +101,8 @@ def main():
     parser.add_argument("--llama-python", default=os.path.join(ROOT, ".ref", "venv", "bin", "python"))
     args = parser.parse_args()
     if args.worker:
-        import json
-
-        kind, *rest = args.worker
-        print(json.dumps({"export": export_worker, "litert": litert_worker, "keras": keras_worker,
-                          "llama": llama_worker}[kind](*rest)))
+        serve_worker(args.worker, {"export": export_worker, "litert": litert_worker, "keras": keras_worker,
+                                   "llama": llama_worker})
         return
     keras = run_worker(__file__, ["keras"])
     llama = None

@@ -15,7 +15,7 @@ import os
 import platform
 import time
 
-from common import ROOT, peak_rss_gib, run_worker, timed, write_section
+from common import ROOT, peak_rss_gib, run_worker, serve_worker, timed, write_section
 
 SECTION = "## Gemma Scope (issue 4)"
 D_IN, TOKENS = 2304, 1024
@@ -86,10 +86,7 @@ def main():
     parser.add_argument("--saelens-python", default=os.path.join(ROOT, ".ref", "saelens", "bin", "python"))
     args = parser.parse_args()
     if args.worker:
-        import json
-
-        kind, *rest = args.worker
-        print(json.dumps({"kit": kit_worker, "saelens": saelens_worker, "observe": observe_worker}[kind](*rest)))
+        serve_worker(args.worker, {"kit": kit_worker, "saelens": saelens_worker, "observe": observe_worker})
         return
     rows = [(w, run_worker(__file__, ["kit", str(w)]), run_worker(__file__, ["saelens", str(w)], args.saelens_python))
             for w in WIDTHS]
