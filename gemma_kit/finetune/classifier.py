@@ -47,10 +47,7 @@ def train_policy_classifier(causal_lm, examples, policy, lora_rank=4, epochs=4, 
     answers = scoring.answer_ids(tokenizer)
     prompts = [encoding.encode(tokenizer, [policy], p, r, max_length).prompt(0) for p, r, _ in triples]
     labels = np.asarray([0 if label else 1 for *_, label in triples], dtype="int32")  # class 0 is "Yes"
-    length = -(-max(map(len, prompts)) // 8) * 8
-    ids = np.zeros((len(prompts), length), dtype="int32")
-    for row, prompt in enumerate(prompts):
-        ids[row, : len(prompt)] = prompt
+    ids = scoring.pad_rows(prompts, scoring.bucket(max(map(len, prompts)), 8))
     last = np.asarray([len(p) - 1 for p in prompts], "int32")
     inputs = {"token_ids": ids, "last": last}  # right padding: no mask needed (causal attention)
     keras.utils.set_random_seed(seed)

@@ -48,7 +48,7 @@ def score_prompts(causal_lm, prompts, answers, batch_size):
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]
         rows = min(1 << (len(chunk) - 1).bit_length(), batch_size)
-        ids = _pad([*chunk, *[[0]] * (rows - len(chunk))], _bucket(max(map(len, chunk)), _LENGTH_BUCKET))
+        ids = pad_rows([*chunk, *[[0]] * (rows - len(chunk))], bucket(max(map(len, chunk)), _LENGTH_BUCKET))
         last = np.asarray([len(p) - 1 for p in chunk] + [0] * (rows - len(chunk)), dtype="int32")
         out.append(_numpy(fn(ids, last, _answers(answers)))[: len(chunk)])
     return np.concatenate(out)
@@ -57,8 +57,8 @@ def score_prompts(causal_lm, prompts, answers, batch_size):
 def score_shared(causal_lm, shared, suffixes, answers):
     """Yes/No logits [len(suffixes), 2] for `shared + suffix` prompts, the prefix run once."""
     fn = runtime.cached(causal_lm, "shield_shared", lambda: runtime.compile_fn(causal_lm, _shared_pass(causal_lm)))
-    prefix = _pad([shared], _bucket(len(shared), _LENGTH_BUCKET))
-    suffix = _pad(suffixes, _bucket(max(map(len, suffixes)), _LENGTH_BUCKET))
+    prefix = pad_rows([shared], bucket(len(shared), _LENGTH_BUCKET))
+    suffix = pad_rows(suffixes, bucket(max(map(len, suffixes)), _LENGTH_BUCKET))
     last = np.asarray([len(s) - 1 for s in suffixes], dtype="int32")
     return _numpy(fn(prefix, np.asarray(len(shared), dtype="int32"), suffix, last, _answers(answers)))
 
@@ -99,11 +99,12 @@ def answer_logits(backbone, x, last, answers):
     return keras.ops.cast(keras.ops.take(logits, answers, axis=1), "float32")
 
 
-def _bucket(n, step):
+def bucket(n, step):
     return -(-n // step) * step
 
 
-def _pad(rows, length):
+def pad_rows(rows, length):
+    """int32 [len(rows), length]: the id rows, right-padded with 0."""
     ids = np.zeros((len(rows), length), dtype="int32")
     for i, row in enumerate(rows):
         ids[i, : len(row)] = row
