@@ -101,7 +101,8 @@ class SupervisedBatches(keras.utils.PyDataset):
         self.pad_id, self.packing, self.shuffle, self.seed = int(pad_id), packing, shuffle, seed
         self.epoch, self.skip = 0, 0
         self.truncated = 0 if packing else sum(len(ids) > self.length + 1 for ids, _ in rows)
-        self._count = len(self._arrays(0)[0])
+        width = self.length + 1
+        self._count = -(-sum(len(ids) for ids, _ in rows) // width) if packing else len(rows)
 
     def __len__(self):
         return -(-self._count // self.batch_size) - self.skip
