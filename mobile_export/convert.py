@@ -26,6 +26,7 @@ def to_tflite(causal_lm, path, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_K
     """Write the model to `path` (atomically) and return `path`."""
     import tensorflow as tf
 
+    check_quantization(quantize)
     functions = graph.signatures(causal_lm, prefill_lengths, kv_len)
     module = tf.Module()
     # The weights as variables of the module, so the SavedModel stores them beside the graph.
@@ -34,8 +35,6 @@ def to_tflite(causal_lm, path, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_K
         tf.saved_model.save(module, saved, signatures=functions)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(functions))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize not in QUANTIZATION:
-            raise GemmaKitError(f"quantization {quantize!r} is not one of {', '.join(QUANTIZATION)}")
         if quantize != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantize == "fp16":
@@ -48,3 +47,8 @@ def to_tflite(causal_lm, path, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_K
     with atomic_file(path) as staging, open(staging, "wb") as f:
         f.write(model)
     return os.fspath(path)
+
+
+def check_quantization(quantize):
+    if quantize not in QUANTIZATION:
+        raise GemmaKitError(f"quantization {quantize!r} is not one of {', '.join(QUANTIZATION)}")

@@ -16,23 +16,22 @@ import keras
 
 from gemma_kit.errors import GemmaKitError
 from mobile_export import bundle
-from mobile_export.convert import DEFAULT_KV_LEN, DEFAULT_PREFILL, QUANTIZATION, to_tflite
+from mobile_export.convert import DEFAULT_KV_LEN, DEFAULT_PREFILL, check_quantization, to_tflite
+from mobile_export.graph import checked_lengths
 
 FORMATS = ("tflite", "litertlm", "task")
 
 
 def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_KV_LEN, quantize="none"):
     """Write `out` (format from its extension unless given; weights per `quantize`, one
-    of `QUANTIZATION`) and return its path."""
+    of `convert.QUANTIZATION`) and return its path."""
     out = os.fspath(out)
     format = format or os.path.splitext(out)[1].lstrip(".")
     if format not in FORMATS:
         raise GemmaKitError(f"{out}: unknown export format {format!r}; use one of {', '.join(FORMATS)}")
-    lengths = sorted({int(n) for n in prefill_lengths})
-    if not lengths or lengths[0] < 1 or lengths[-1] > kv_len:
-        raise GemmaKitError(f"prefill lengths {lengths} must be between 1 and the KV cache length {kv_len}")
-    if quantize not in QUANTIZATION:
-        raise GemmaKitError(f"quantization {quantize!r} is not one of {', '.join(QUANTIZATION)}")
+    # Checked here too, so that a bad option fails before a TensorFlow process starts.
+    lengths = checked_lengths(prefill_lengths, kv_len)
+    check_quantization(quantize)
     if keras.config.backend() != "tensorflow":
         return _in_tensorflow(model, out, format, lengths, kv_len, quantize)
     from gemma_kit.models import load_model

@@ -71,16 +71,20 @@ def input_signature(causal_lm, length, kv_len):
     return spec
 
 
+def checked_lengths(prefill_lengths, kv_len):
+    """The distinct prefill lengths, sorted; each must fit in the KV cache."""
+    lengths = sorted({int(n) for n in prefill_lengths})
+    if not lengths or lengths[0] < 1 or lengths[-1] > kv_len:
+        raise GemmaKitError(f"prefill lengths {lengths} must be between 1 and the KV cache length {kv_len}")
+    return lengths
+
+
 def signatures(causal_lm, prefill_lengths, kv_len):
     """{signature name: concrete function} for `prefill_{L}` per length and `decode`."""
     import tensorflow as tf
 
     check_backend()
-    lengths = sorted({int(n) for n in prefill_lengths})
-    if not lengths or lengths[0] < 1:
-        raise GemmaKitError(f"prefill lengths must be positive integers, found {list(prefill_lengths)}")
-    if lengths[-1] > kv_len:
-        raise GemmaKitError(f"prefill length {lengths[-1]} is longer than the KV cache ({kv_len} tokens)")
+    lengths = checked_lengths(prefill_lengths, kv_len)
     step = step_function(causal_lm)
     found = {f"prefill_{n}": tf.function(step, input_signature=input_signature(causal_lm, n, kv_len))
              for n in lengths}
