@@ -14,6 +14,7 @@ import warnings
 import keras
 import numpy as np
 
+from gemma_kit import runtime
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.files import atomic_file, atomic_folder
 
@@ -35,8 +36,6 @@ def quantize(causal_lm, mode):
     with warnings.catch_warnings():  # one per norm / embedding layer Keras leaves as it is
         warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
         causal_lm.backbone.quantize(mode)
-    from gemma_kit import runtime
-
     runtime.forget_compiled(causal_lm)
     return causal_lm
 
@@ -59,8 +58,6 @@ def enable_lora(causal_lm, rank=8, alpha=None, targets=DEFAULT_TARGETS):
         layer.lora_alpha = float(alpha if alpha is not None else rank)
     backbone._gemma_kit_lora = {"rank": rank, "alpha": float(alpha if alpha is not None else rank),
                                 "targets": list(targets)}
-    from gemma_kit import runtime
-
     runtime.forget_compiled(causal_lm)
     return layers
 
