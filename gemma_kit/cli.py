@@ -33,6 +33,7 @@ def main(argv=None):
 def _parser():
     from gemma_kit.models.loading import DTYPES
     from gemma_kit.sampling import STRATEGIES
+    from mobile_export.quantize import RECIPES
 
     parser = argparse.ArgumentParser(prog="gemma-kit", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -72,7 +73,8 @@ def _parser():
     _finetune_command(command)
     p = command("export", _export, "LiteRT prefill/decode model or .litertlm / .task bundle for on-device runtimes")
     p.add_argument("--format", choices=("tflite", "litertlm", "task"), help="default: from the -o extension")
-    p.add_argument("--quantize", choices=("none", "fp16", "int8"), default="none", help="weight format")
+    p.add_argument("--quantize", choices=("none", *RECIPES), default="none",
+                   help="weight format (see mobile_export.quantize); quantized exports report their logits error")
     p.add_argument("--prefill", default="32,128", help="comma-separated prefill lengths (one signature each)")
     p.add_argument("--kv-len", type=int, default=1024, help="KV cache length: the most tokens a conversation holds")
     p.add_argument("-o", "--out", required=True)
@@ -268,8 +270,13 @@ def _export(args):
         raise GemmaKitError(f"--prefill must be comma-separated integers, found {args.prefill!r}") from None
     start = time.perf_counter()
     print(f"exporting {args.model} ({args.quantize}, prefill {lengths}, KV cache {args.kv_len}) ...", file=sys.stderr)
-    path = export(args.model, args.out, args.format, lengths, args.kv_len, args.quantize)
-    print(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB) in {time.perf_counter() - start:.0f} s")
+    exported = export(args.model, args.out, args.format, lengths, args.kv_len, args.quantize)
+    print(f"wrote {exported.path} ({exported.size / 2**20:.1f} MiB) in {time.perf_counter() - start:.0f} s")
+    if exported.error:
+        print(f"{args.quantize} against float32 on a sample text:")
+        for signature, error in exported.error.items():
+            print(f"  {signature:<12} max |logit diff| {error['max_abs']:.4f}  top-1 agreement {error['top1']:.3f}  "
+                  f"KL {error['kl']:.5f}")
     return 0
 
 

@@ -1,32 +1,70 @@
 """Keras Gemma -> LiteRT `.tflite` with `prefill_{L}` / `decode` signatures, builtin
-operators only.
+operators only, float32 or with the weights of a `mobile_export.quantize` recipe.
 
 The signatures (`mobile_export.graph`) are saved as a SavedModel, whose variables stay
 out of the graph proto (no 2 GB GraphDef limit), and converted with TFLite's converter
 restricted to `TFLITE_BUILTINS`. The resulting operator list is checked: no Flex, no
-custom ops.
+custom ops. A quantized model is made from the float32 one and measured against it.
 """
 
+import dataclasses
 import os
 import tempfile
 
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.files import atomic_file
-from mobile_export import graph
+from mobile_export import graph, verify
 from mobile_export.operators import check_builtin_only
+from mobile_export.quantize import RECIPES, quantize_weights
 
 DEFAULT_PREFILL = (32, 128)
 DEFAULT_KV_LEN = 1024
-# Weight formats TFLite's converter writes itself: float16 weights, or int8 weights per
-# channel with float activations (dynamic range).
-QUANTIZATION = ("none", "fp16", "int8")
+QUANTIZATION = ("none", *RECIPES)
+# What the quantized model's logits are measured on against float32.
+SAMPLE_TEXT = ("The river town woke slowly. Fishermen pulled their boats onto the gravel, and the baker "
+               "opened her shutters to let the smell of bread into the street.")
+
+
+@dataclasses.dataclass
+class Exported:
+    """An exported file; `error` is {signature: verify.logits_error} of its logits
+    against the float32 export (empty for float32)."""
+
+    path: str
+    quantize: str = "none"
+    error: dict = dataclasses.field(default_factory=dict)
+
+    def __fspath__(self):
+        return self.path
+
+    __str__ = __fspath__
+
+    @property
+    def size(self):
+        return os.path.getsize(self.path)
 
 
 def to_tflite(causal_lm, path, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_KV_LEN, quantize="none"):
-    """Write the model to `path` (atomically) and return `path`."""
+    """Write the model to `path` (atomically); return an `Exported`."""
+    check_quantization(quantize)
+    if quantize == "none":
+        _convert(causal_lm, path, prefill_lengths, kv_len)
+        return Exported(os.fspath(path))
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as scratch:
+        reference = _convert(causal_lm, os.path.join(scratch, "float32.tflite"), prefill_lengths, kv_len)
+        quantize_weights(reference, path, quantize)
+        error = verify.quantization_error(reference, path, sample_ids(causal_lm))
+    return Exported(os.fspath(path), quantize, error)
+
+
+def sample_ids(causal_lm):
+    tokenizer = causal_lm.preprocessor.tokenizer
+    return [int(tokenizer.token_to_id("<bos>"))] + [int(i) for i in tokenizer(SAMPLE_TEXT)]
+
+
+def _convert(causal_lm, path, prefill_lengths, kv_len):
     import tensorflow as tf
 
-    check_quantization(quantize)
     functions = graph.signatures(causal_lm, prefill_lengths, kv_len)
     module = tf.Module()
     # The weights as variables of the module, so the SavedModel stores them beside the graph.
@@ -35,10 +73,11 @@ def to_tflite(causal_lm, path, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_K
         tf.saved_model.save(module, saved, signatures=functions)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(functions))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize != "none":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantize == "fp16":
-            converter.target_spec.supported_types = [tf.float16]
+        # Folding an RMSNorm scale into the next layer's weights multiplies the columns
+        # that meet Gemma's massive activation dimensions by tiny factors; quantized,
+        # those columns lose all precision and the error, times the massive activation,
+        # wrecks the logits. Unfolded, the weights quantize well.
+        converter._experimental_disable_fuse_mul_and_fc = True
         try:
             model = converter.convert()
         except Exception as e:  # noqa: BLE001 - the converter raises many types

@@ -7,6 +7,8 @@ loaded model as a keras-hub preset written to a temporary folder (LoRA adapters 
 on save).
 """
 
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +18,7 @@ import keras
 
 from gemma_kit.errors import GemmaKitError
 from mobile_export import bundle
-from mobile_export.convert import DEFAULT_KV_LEN, DEFAULT_PREFILL, check_quantization, to_tflite
+from mobile_export.convert import DEFAULT_KV_LEN, DEFAULT_PREFILL, Exported, check_quantization, to_tflite
 from mobile_export.graph import checked_lengths
 
 FORMATS = ("tflite", "litertlm", "task")
@@ -24,7 +26,8 @@ FORMATS = ("tflite", "litertlm", "task")
 
 def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_KV_LEN, quantize="none"):
     """Write `out` (format from its extension unless given; weights per `quantize`, one
-    of `convert.QUANTIZATION`) and return its path."""
+    of `convert.QUANTIZATION`) and return an `Exported` (path, and for quantized weights
+    the logits error against float32 per signature)."""
     out = os.fspath(out)
     format = format or os.path.splitext(out)[1].lstrip(".")
     if format not in FORMATS:
@@ -45,9 +48,11 @@ def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFA
         tokenizer = causal_lm.preprocessor.tokenizer
         proto = tokenizer.proto if isinstance(tokenizer.proto, bytes) else open(tokenizer.proto, "rb").read()
         if format == "task":
-            return bundle.write_task(out, tflite, proto)
-        ids = {piece: int(tokenizer.token_to_id(piece)) for piece in (bundle.START, *bundle.STOPS)}
-        return bundle.write_litertlm(out, tflite, proto, ids, kv_len)
+            bundle.write_task(out, tflite.path, proto)
+        else:
+            ids = {piece: int(tokenizer.token_to_id(piece)) for piece in (bundle.START, *bundle.STOPS)}
+            bundle.write_litertlm(out, tflite.path, proto, ids, kv_len)
+    return dataclasses.replace(tflite, path=out)
 
 
 def _check_supported(causal_lm):
@@ -71,21 +76,26 @@ def _in_tensorflow(model, out, format, lengths, kv_len, quantize):
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
                "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        done = subprocess.run(command, capture_output=True, text=True, env=env)
-    if done.returncode == 2:
-        raise GemmaKitError(done.stderr.strip().splitlines()[-1].removeprefix("gemma-kit: error: "))
+        # stderr passes through: the converter's and quantizer's progress.
+        done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env)
+    if done.returncode not in (0, 2):
+        raise GemmaKitError(f"export in a TensorFlow process failed (exit code {done.returncode}; "
+                            "its messages are above)")
+    # The last line is the result; the quantizer prints its summary before it.
+    result = json.loads(done.stdout.strip().splitlines()[-1])
     if done.returncode:
-        raise GemmaKitError(f"export in a TensorFlow process failed:\n{done.stderr[-3000:]}")
-    return out
+        raise GemmaKitError(result["error"])
+    return Exported(**result)
 
 
 def _main(argv):
     source, out, format, lengths, kv_len, quantize = argv
     try:
-        export(source, out, format, [int(n) for n in lengths.split(",")], int(kv_len), quantize)
+        exported = export(source, out, format, [int(n) for n in lengths.split(",")], int(kv_len), quantize)
     except GemmaKitError as e:
-        print(f"gemma-kit: error: {e}", file=sys.stderr)
+        print(json.dumps({"error": str(e)}))
         return 2
+    print(json.dumps(dataclasses.asdict(exported)))
     return 0
 
 

@@ -40,7 +40,8 @@ def step_function(causal_lm):
         pairs = list(zip(kv[0::2], kv[1::2]))
         # Gemma 3 blocks take (key, value); Gemma 2 blocks one stacked tensor.
         caches = pairs if runtime.is_gemma3(causal_lm) else [tf.stack(p, axis=1) for p in pairs]
-        x = runtime.embed(backbone, tokens)
+        x = _lookup(backbone.token_embedding.embeddings, tf.reshape(tokens, [-1]))
+        x = tf.reshape(x, [1, -1, backbone.hidden_dim]) * tf.cast(tf.sqrt(float(backbone.hidden_dim)), x.dtype)
         x, new = runtime.run_blocks(backbone, x, caches, input_pos[0])
         # x @ E^T written so that the converter maps it to FULLY_CONNECTED on E itself;
         # keras-hub's reversed embedding would fold in a transposed copy of E.
@@ -57,6 +58,21 @@ def step_function(causal_lm):
         return outputs
 
     return step
+
+
+def _lookup(table, ids):
+    """The embedding rows of 1-D `ids`, as a TFLite EMBEDDING_LOOKUP: the converter
+    replaces this "embedding_matmul" composite (its one-hot body is never run), and
+    unlike GATHER that operator can read a quantized table, so the quantized
+    embedding is stored once for the lookup and the output layer."""
+    import tensorflow as tf
+
+    @tf.function(experimental_implements="embedding_matmul")
+    def embedding_matmul(table, ids):
+        onehot = tf.equal(tf.expand_dims(ids, -1), tf.range(tf.shape(table)[0]))
+        return tf.matmul(tf.cast(onehot, table.dtype), table)
+
+    return embedding_matmul(table, ids)
 
 
 def input_signature(causal_lm, length, kv_len):

@@ -2,6 +2,8 @@
 token, the caches carried from each call's outputs to the next call's inputs), in
 `ai_edge_litert`'s interpreter: greedy tokens and their logits, to compare with Keras."""
 
+import os
+
 import numpy as np
 
 from gemma_kit.errors import GemmaKitError
@@ -9,30 +11,83 @@ from gemma_kit.errors import GemmaKitError
 
 def greedy(path, prompt_ids, max_new_tokens):
     """(new token ids, logits [steps, vocab] that chose them)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path))
-    names = interpreter.get_signature_list()
-    lengths = sorted(int(n.split("_")[1]) for n in names if n.startswith("prefill_"))
-    fitting = [n for n in lengths if n >= len(prompt_ids)]
+    interpreter = _interpreter(path)
+    fitting = [n for n in _prefill_lengths(interpreter) if n >= len(prompt_ids)]
     if not fitting:
-        raise GemmaKitError(f"{path}: no prefill signature takes {len(prompt_ids)} tokens (has {lengths})")
-    length = fitting[0]
-    prefill = interpreter.get_signature_runner(f"prefill_{length}")
-    decode = interpreter.get_signature_runner("decode")
-    caches = {name: np.zeros(d["shape"], d["dtype"]) for name, d in decode.get_input_details().items()
-              if name.startswith("kv_cache_")}
-    tokens = np.zeros((1, length), np.int32)
-    tokens[0, : len(prompt_ids)] = prompt_ids
-    out = prefill(tokens=tokens, input_pos=np.arange(length, dtype=np.int32), **caches)
+        raise GemmaKitError(f"{path}: no prefill signature takes {len(prompt_ids)} tokens "
+                            f"(has {_prefill_lengths(interpreter)})")
+    out, caches = _prefill(interpreter, fitting[0], prompt_ids)
     logits = [out["logits"][0, len(prompt_ids) - 1]]
     new = [int(np.argmax(logits[-1]))]
     position = len(prompt_ids)
-    kv_len = next(iter(caches.values())).shape[1]
+    decode = interpreter.get_signature_runner("decode")
+    kv_len = out[caches[0]].shape[1]
     while len(new) < max_new_tokens and position < kv_len:
-        caches = {name: out[name] for name in caches}
-        out = decode(tokens=np.array([[new[-1]]], np.int32), input_pos=np.array([position], np.int32), **caches)
+        out = decode(tokens=np.array([[new[-1]]], np.int32), input_pos=np.array([position], np.int32),
+                     **{name: out[name] for name in caches})
         logits.append(out["logits"][0, 0])
         new.append(int(np.argmax(logits[-1])))
         position += 1
     return new, np.stack(logits)
+
+
+def signature_logits(path, ids, decode_steps=16):
+    """{signature: logits [n, vocab]} over the token ids `ids`: each `prefill_L` over
+    `ids[:L]`, and `decode` teacher-forced over up to `decode_steps` ids after the
+    smallest prefill."""
+    interpreter = _interpreter(path)
+    lengths = _prefill_lengths(interpreter)
+    found = {}
+    for length in lengths:
+        n = min(length, len(ids))
+        out, caches = _prefill(interpreter, length, ids[:n])
+        found[f"prefill_{length}"] = out["logits"][0, :n]
+        if length == lengths[0]:
+            decode, logits = interpreter.get_signature_runner("decode"), []
+            for position, token in enumerate(ids[n : n + decode_steps], start=n):
+                out = decode(tokens=np.array([[token]], np.int32), input_pos=np.array([position], np.int32),
+                             **{name: out[name] for name in caches})
+                logits.append(out["logits"][0, 0])
+            found["decode"] = np.array(logits, np.float32).reshape(len(logits), -1)
+    return found
+
+
+def _interpreter(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=os.fspath(path))
+
+
+def _prefill_lengths(interpreter):
+    return sorted(int(n.split("_")[1]) for n in interpreter.get_signature_list() if n.startswith("prefill_"))
+
+
+def _prefill(interpreter, length, ids):
+    """Run `prefill_{length}` on `ids` (padded at the end) from empty caches: (outputs,
+    the cache names)."""
+    runner = interpreter.get_signature_runner(f"prefill_{length}")
+    caches = {name: np.zeros(d["shape"], d["dtype"]) for name, d in runner.get_input_details().items()
+              if name.startswith("kv_cache_")}
+    tokens = np.zeros((1, length), np.int32)
+    tokens[0, : len(ids)] = ids
+    return runner(tokens=tokens, input_pos=np.arange(length, dtype=np.int32), **caches), list(caches)
+
+
+def logits_error(reference, logits):
+    """max |difference|, top-1 agreement and mean KL(reference || logits) per position."""
+    reference, logits = np.asarray(reference, np.float64), np.asarray(logits, np.float64)
+    log_p, log_q = _log_softmax(reference), _log_softmax(logits)
+    return {"max_abs": float(np.abs(reference - logits).max()),
+            "top1": float(np.mean(reference.argmax(-1) == logits.argmax(-1))),
+            "kl": float(np.mean(np.sum(np.exp(log_p) * (log_p - log_q), axis=-1)))}
+
+
+def _log_softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def quantization_error(reference_path, path, ids):
+    """{signature: logits_error} of the model at `path` against the one at `reference_path`."""
+    reference, found = signature_logits(reference_path, ids), signature_logits(path, ids)
+    return {name: logits_error(reference[name], found[name]) for name in reference if len(reference[name])}

@@ -1,0 +1,60 @@
+"""Integer weights for an exported float `.tflite`, written by `ai-edge-quantizer` (the
+quantizer LiteRT-LM's own recipes come from).
+
+    fp16              float16 weights, computed in float32
+    int8              int8 weights per output channel, activations quantized per token
+                      at run time (integer matmuls): "dynamic int8"
+    int8-weight-only  the same int8 weights, dequantized to float for the matmuls
+    int4              int4 weights in blocks of 32 along the input, dynamic activations
+    int4-block128     the same with blocks of 128
+
+Every FULLY_CONNECTED and EMBEDDING_LOOKUP weight is quantized; the embedding table is
+one tensor for the lookup and the output layer, so it is stored once. Measured quality
+on the default model is in docs/benchmarks.md: Gemma's activations have outlier
+dimensions, so the dynamic recipes lose more than weight-only int8.
+"""
+
+import os
+
+from gemma_kit.errors import GemmaKitError
+from gemma_kit.files import atomic_file
+
+# name: (bits, granularity, how the matmuls run)
+RECIPES = {
+    "fp16": (16, "CHANNELWISE", "float"),
+    "int8": (8, "CHANNELWISE", "dynamic"),
+    "int8-weight-only": (8, "CHANNELWISE", "weight-only"),
+    "int4": (4, "BLOCKWISE_32", "dynamic"),
+    "int4-block128": (4, "BLOCKWISE_128", "dynamic"),
+}
+
+
+def recipe(name):
+    from ai_edge_quantizer import algorithm_manager, qtyping, recipe_manager
+
+    bits, granularity, mode = RECIPES[name]
+    manager = recipe_manager.RecipeManager()
+    for op in ("FULLY_CONNECTED", "EMBEDDING_LOOKUP"):
+        options = dict(regex=".*", operation_name=getattr(qtyping.TFLOperationName, op), num_bits=bits,
+                       granularity=getattr(qtyping.QuantGranularity, granularity))
+        if mode == "dynamic":
+            manager.add_dynamic_config(**options)
+        else:
+            float_weights = algorithm_manager.AlgorithmName.FLOAT_CASTING if mode == "float" else None
+            manager.add_weight_only_config(**options, **({"algorithm_key": float_weights} if float_weights else {}))
+    return manager.get_quantization_recipe()
+
+
+def quantize_weights(float_path, path, name):
+    """Write `float_path`'s model with `name`'s weights to `path` (atomically)."""
+    from ai_edge_quantizer import quantizer
+
+    model = quantizer.Quantizer(os.fspath(float_path))
+    model.load_quantization_recipe(recipe(name))
+    try:
+        result = model.quantize()
+    except Exception as e:  # noqa: BLE001 - the quantizer raises many types
+        raise GemmaKitError(f"{float_path}: {name} quantization failed: {e}") from None
+    with atomic_file(path) as staging:
+        result.export_model(staging, overwrite=True)
+    return os.fspath(path)
