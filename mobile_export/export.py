@@ -45,14 +45,18 @@ def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFA
         return to_tflite(causal_lm, out, lengths, kv_len, quantize)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out))) as scratch:
         tflite = to_tflite(causal_lm, os.path.join(scratch, "model.tflite"), lengths, kv_len, quantize)
-        tokenizer = causal_lm.preprocessor.tokenizer
-        proto = tokenizer.proto if isinstance(tokenizer.proto, bytes) else open(tokenizer.proto, "rb").read()
-        if format == "task":
-            bundle.write_task(out, tflite.path, proto)
-        else:
-            ids = {piece: int(tokenizer.token_to_id(piece)) for piece in (bundle.START, *bundle.STOPS)}
-            bundle.write_litertlm(out, tflite.path, proto, ids, kv_len)
+        write_bundle(causal_lm, tflite.path, out, format, kv_len)
     return dataclasses.replace(tflite, path=out)
+
+
+def write_bundle(causal_lm, tflite_path, out, format, kv_len):
+    """Bundle an exported `.tflite` with the model's tokenizer as `.task` or `.litertlm`."""
+    tokenizer = causal_lm.preprocessor.tokenizer
+    proto = tokenizer.proto if isinstance(tokenizer.proto, bytes) else open(tokenizer.proto, "rb").read()
+    if format == "task":
+        return bundle.write_task(out, tflite_path, proto)
+    ids = {piece: int(tokenizer.token_to_id(piece)) for piece in (bundle.START, *bundle.STOPS)}
+    return bundle.write_litertlm(out, tflite_path, proto, ids, kv_len)
 
 
 def _check_supported(causal_lm):

@@ -1,17 +1,19 @@
 """Integer weights for an exported float `.tflite`, written by `ai-edge-quantizer` (the
 quantizer LiteRT-LM's own recipes come from).
 
-    fp16              float16 weights, computed in float32
-    int8              int8 weights per output channel, activations quantized per token
-                      at run time (integer matmuls): "dynamic int8"
-    int8-weight-only  the same int8 weights, dequantized to float for the matmuls
-    int4              int4 weights in blocks of 32 along the input, dynamic activations
-    int4-block128     the same with blocks of 128
+    fp16           float16 weights, computed in float32
+    int8           int8 weights per output channel, activations quantized per token at
+                   run time (integer matmuls): "dynamic int8"
+    int4           int4 weights in blocks of 32 along the input, dynamic activations
+    int4-block128  the same with blocks of 128
 
 Every FULLY_CONNECTED and EMBEDDING_LOOKUP weight is quantized; the embedding table is
-one tensor for the lookup and the output layer, so it is stored once. Measured quality
-on the default model is in docs/benchmarks.md: Gemma's activations have outlier
-dimensions, so the dynamic recipes lose more than weight-only int8.
+one tensor for the lookup and the output layer, so it is stored once (a table quantized
+two ways would be copied once per signature by the quantizer). Measured quality and
+speed on the default model are in docs/benchmarks.md. Weight-only int8 (float matmuls)
+is more accurate than dynamic int8 on Gemma, whose activations have outlier dimensions,
+but is not offered: LiteRT-LM's CPU path dequantizes its weights at every step and
+decodes at a quarter of float32's speed.
 """
 
 import os
@@ -23,7 +25,6 @@ from gemma_kit.files import atomic_file
 RECIPES = {
     "fp16": (16, "CHANNELWISE", "float"),
     "int8": (8, "CHANNELWISE", "dynamic"),
-    "int8-weight-only": (8, "CHANNELWISE", "weight-only"),
     "int4": (4, "BLOCKWISE_32", "dynamic"),
     "int4-block128": (4, "BLOCKWISE_128", "dynamic"),
 }
@@ -40,8 +41,7 @@ def recipe(name):
         if mode == "dynamic":
             manager.add_dynamic_config(**options)
         else:
-            float_weights = algorithm_manager.AlgorithmName.FLOAT_CASTING if mode == "float" else None
-            manager.add_weight_only_config(**options, **({"algorithm_key": float_weights} if float_weights else {}))
+            manager.add_weight_only_config(**options, algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING)
     return manager.get_quantization_recipe()
 
 

@@ -1,0 +1,81 @@
+"""On-device export of the real default model (Gemma 3 270M): float32 signatures against
+Keras in LiteRT's interpreter, and `.litertlm` / `.task` bundles (float32 and int8) in
+the LiteRT-LM engine, the runtime apps use."""
+
+import numpy as np
+import pytest
+
+import gemma_kit
+from gemma_kit.generation import generate, generate_ids
+from mobile_export.convert import sample_ids
+from mobile_export.export import export, write_bundle
+from mobile_export.quantize import quantize_weights
+from mobile_export.verify import greedy, quantization_error
+
+pytestmark = pytest.mark.slow
+PROMPTS = ["The capital of France is", "def fibonacci(n):"]
+KV_LEN = 256
+
+
+@pytest.fixture(scope="module")
+def default(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("default_export")
+    lm = gemma_kit.load_model("default")
+    exported = export("default", folder / "float32.tflite", prefill_lengths=(16, 64), kv_len=KV_LEN)
+    quantize_weights(exported.path, folder / "int8.tflite", "int8")
+    return lm, folder
+
+
+def test_float32_signatures_match_keras(default):
+    """64 greedy tokens through prefill + decode equal Keras generation (until Keras
+    stops), and every step's logits equal the Keras forward pass within 1e-3."""
+    lm, folder = default
+    tokenizer = lm.preprocessor.tokenizer
+    prompt = [int(tokenizer.token_to_id("<bos>"))] + [int(i) for i in tokenizer(PROMPTS[0])]
+    tokens, logits = greedy(folder / "float32.tflite", prompt, 64)
+    expected = generate_ids(lm, [prompt], 64)[0]
+    assert len(expected) >= 16 and tokens[: len(expected)] == expected
+    full = gemma_kit.logits(lm, [prompt + tokens[:-1]])[0, len(prompt) - 1 :]
+    assert np.abs(full - logits).max() <= 1e-3
+
+
+def test_int8_error_against_float32(default):
+    """Dynamic int8 stays close to float32 on text (measured: top-1 0.92, KL 0.025)."""
+    lm, folder = default
+    error = quantization_error(folder / "float32.tflite", folder / "int8.tflite", sample_ids(lm))
+    assert set(error) == {"prefill_16", "prefill_64", "decode"}
+    assert error["prefill_64"]["top1"] >= 0.8 and error["prefill_64"]["kl"] <= 0.1
+    assert error["prefill_64"]["max_abs"] > 1e-3  # the weights really are quantized
+    assert (folder / "int8.tflite").stat().st_size < 0.3 * (folder / "float32.tflite").stat().st_size
+
+
+def _continuations(path):
+    import litert_lm
+
+    engine = litert_lm.Engine(str(path), backend=litert_lm.Backend.CPU(), max_num_tokens=KV_LEN)
+    texts = []
+    for prompt in PROMPTS:
+        session = engine.create_session(apply_prompt_template=False, max_output_tokens=24,
+                                        sampler_config=litert_lm.SamplerConfig(top_k=1, temperature=0.0))
+        session.run_prefill([prompt])
+        texts.append(session.run_decode().texts[0])
+    return texts
+
+
+@pytest.mark.parametrize("format", ["litertlm", "task"])
+def test_float32_bundle_in_litert_lm_equals_keras(default, format):
+    lm, folder = default
+    path = write_bundle(lm, folder / "float32.tflite", folder / f"float32.{format}", format, KV_LEN)
+    for text, prompt in zip(_continuations(path), PROMPTS):
+        expected = generate(lm, prompt, 24)
+        assert len(text) >= 40 and expected.startswith(text), (text, expected)
+
+
+def test_int8_bundle_in_litert_lm_is_close_to_keras(default):
+    """int8 continuations share their start with float32 Keras (measured: the first 8+
+    words on both prompts)."""
+    lm, folder = default
+    path = write_bundle(lm, folder / "int8.tflite", folder / "int8.litertlm", "litertlm", KV_LEN)
+    for text, prompt in zip(_continuations(path), PROMPTS):
+        expected = generate(lm, prompt, 24)
+        assert text.split()[:4] == expected.split()[:4], (text, expected)
