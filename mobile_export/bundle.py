@@ -20,8 +20,29 @@ from gemma_kit.errors import GemmaKitError
 from gemma_kit.files import atomic_file
 
 START, STOPS = "<bos>", ("<eos>", "<end_of_turn>")
+TURN_MARKERS = ("<start_of_turn>", "<end_of_turn>")
 USER_PREFIX, USER_SUFFIX = "<start_of_turn>user\n", "<end_of_turn>\n<start_of_turn>model\n"
 MODEL_PREFIX, MODEL_SUFFIX = "", "<end_of_turn>\n"
+
+
+def runtime_tokenizer(proto):
+    """The SentencePiece model for the runtime: the start, stop and turn markers as
+    user-defined pieces.
+
+    The runtimes apply the bundle's template (and a `.task`'s start and stop tokens) as
+    text through this tokenizer, so `<start_of_turn>` must encode to its token there;
+    the kit's own tokenizer keeps the markers as control pieces, which text never
+    produces. In the runtime, text a user
+    types that contains a marker does become that token: that is the runtime's
+    behaviour for every Gemma bundle."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    model = sentencepiece_model_pb2.ModelProto()
+    model.ParseFromString(proto)
+    for piece in model.pieces:
+        if piece.piece in (START, *STOPS, *TURN_MARKERS):
+            piece.type = sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED
+    return model.SerializeToString()
 
 
 def write_litertlm(path, tflite_path, tokenizer_proto, token_ids, max_tokens):
@@ -42,7 +63,7 @@ def write_litertlm(path, tflite_path, tokenizer_proto, token_ids, max_tokens):
         with open(metadata_path, "wb") as f:
             f.write(metadata.SerializeToString())
         with open(tokenizer_path, "wb") as f:
-            f.write(tokenizer_proto)
+            f.write(runtime_tokenizer(tokenizer_proto))
         files = (builder.LitertLmFileBuilder()
                  .add_llm_metadata(metadata_path)
                  .add_sentencepiece_tokenizer(tokenizer_path)
@@ -54,7 +75,7 @@ def write_litertlm(path, tflite_path, tokenizer_proto, token_ids, max_tokens):
 
 def write_task(path, tflite_path, tokenizer_proto):
     """A MediaPipe `.task` bundle."""
-    entries = {"TF_LITE_PREFILL_DECODE": tflite_path, "TOKENIZER_MODEL": tokenizer_proto,
+    entries = {"TF_LITE_PREFILL_DECODE": tflite_path, "TOKENIZER_MODEL": runtime_tokenizer(tokenizer_proto),
                "METADATA": _llm_parameters()}
     with atomic_file(path) as staging, zipfile.ZipFile(staging, "w", zipfile.ZIP_STORED) as bundle:
         for name, content in entries.items():

@@ -71,6 +71,26 @@ def test_float32_bundle_in_litert_lm_equals_keras(default, format):
         assert len(text) >= 40 and expected.startswith(text), (text, expected)
 
 
+def test_litertlm_chat_template_is_applied_once(default):
+    """The engine's own prompt template (from the bundle) gives the ids `encode_chat`
+    gives, so its reply equals Keras chat generation."""
+    import litert_lm
+
+    from gemma_kit.generation import decode
+
+    lm, folder = default
+    path = write_bundle(lm, folder / "float32.tflite", folder / "chat.litertlm", "litertlm", KV_LEN)
+    engine = litert_lm.Engine(str(path), backend=litert_lm.Backend.CPU(), max_num_tokens=KV_LEN)
+    tokenizer = lm.preprocessor.tokenizer
+    assert engine.tokenize("<start_of_turn>user\n") == [int(tokenizer.token_to_id("<start_of_turn>")),
+                                                        *gemma_kit.encode_text(tokenizer, "user\n")]
+    session = engine.create_session(apply_prompt_template=True, max_output_tokens=16,
+                                    sampler_config=litert_lm.SamplerConfig(top_k=1, temperature=0.0))
+    session.run_prefill(["List three colours."])
+    ids = gemma_kit.encode_chat(tokenizer, [{"role": "user", "content": "List three colours."}])
+    assert session.run_decode().texts[0] == decode(tokenizer, generate_ids(lm, [ids], 16)[0])
+
+
 def test_int8_bundle_in_litert_lm_is_close_to_keras(default):
     """int8 continuations share their start with float32 Keras (measured: the first 8+
     words on both prompts)."""
