@@ -22,7 +22,10 @@ DEFAULT_KV_LEN = 1024
 QUANTIZATION = ("none", *RECIPES)
 # What the quantized model's logits are measured on against float32.
 SAMPLE_TEXT = ("The river town woke slowly. Fishermen pulled their boats onto the gravel, and the baker "
-               "opened her shutters to let the smell of bread into the street.")
+               "opened her shutters to let the smell of bread into the street. Children ran to school along "
+               "the old stone wall, counting the gulls that sat on every post. By noon the market was full: "
+               "farmers sold apples, cheese and honey, and a man with a cart repaired clocks for anyone who "
+               "would wait. In the evening the lamps were lit one by one.")
 
 
 @dataclasses.dataclass

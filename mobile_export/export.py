@@ -7,6 +7,7 @@ loaded model as a keras-hub preset written to a temporary folder (LoRA adapters 
 on save).
 """
 
+import collections
 import dataclasses
 import json
 import os
@@ -80,14 +81,20 @@ def _in_tensorflow(model, out, format, lengths, kv_len, quantize):
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
                "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        # stderr passes through: the converter's and quantizer's progress.
-        done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env)
-    if done.returncode not in (0, 2):
-        raise GemmaKitError(f"export in a TensorFlow process failed (exit code {done.returncode}; "
-                            "its messages are above)")
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        # The converter's and quantizer's progress goes on to this process's stderr; the
+        # end of it is kept for the error message.
+        tail = collections.deque(maxlen=30)
+        for line in child.stderr:
+            sys.stderr.write(line)
+            tail.append(line)
+        stdout = child.stdout.read()
+        returncode = child.wait()
+    if returncode not in (0, 2):
+        raise GemmaKitError(f"export in a TensorFlow process failed (exit code {returncode}):\n{''.join(tail)}")
     # The last line is the result; the quantizer prints its summary before it.
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    if done.returncode:
+    result = json.loads(stdout.strip().splitlines()[-1])
+    if returncode:
         raise GemmaKitError(result["error"])
     return Exported(**result)
 

@@ -32,23 +32,20 @@ def greedy(path, prompt_ids, max_new_tokens):
 
 
 def signature_logits(path, ids, decode_steps=16):
-    """{signature: logits [n, vocab]} over the token ids `ids`: each `prefill_L` over
-    `ids[:L]`, and `decode` teacher-forced over up to `decode_steps` ids after the
-    smallest prefill."""
+    """{signature: logits [n, vocab]} over the token ids `ids` (at least 2): each
+    `prefill_L` over `ids[:L]`, and `decode` teacher-forced over up to `decode_steps`
+    ids after a prefill of at most half of them."""
     interpreter = _interpreter(path)
     lengths = _prefill_lengths(interpreter)
-    found = {}
-    for length in lengths:
-        n = min(length, len(ids))
-        out, caches = _prefill(interpreter, length, ids[:n])
-        found[f"prefill_{length}"] = out["logits"][0, :n]
-        if length == lengths[0]:
-            decode, logits = interpreter.get_signature_runner("decode"), []
-            for position, token in enumerate(ids[n : n + decode_steps], start=n):
-                out = decode(tokens=np.array([[token]], np.int32), input_pos=np.array([position], np.int32),
-                             **{name: out[name] for name in caches})
-                logits.append(out["logits"][0, 0])
-            found["decode"] = np.array(logits, np.float32).reshape(len(logits), -1)
+    found = {f"prefill_{n}": _prefill(interpreter, n, ids[:n])[0]["logits"][0, : min(n, len(ids))] for n in lengths}
+    start = min(lengths[0], len(ids) // 2)
+    out, caches = _prefill(interpreter, lengths[0], ids[:start])
+    decode, logits = interpreter.get_signature_runner("decode"), []
+    for position, token in enumerate(ids[start : start + decode_steps], start=start):
+        out = decode(tokens=np.array([[token]], np.int32), input_pos=np.array([position], np.int32),
+                     **{name: out[name] for name in caches})
+        logits.append(out["logits"][0, 0])
+    found["decode"] = np.stack(logits)
     return found
 
 

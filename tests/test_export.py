@@ -109,3 +109,21 @@ def test_gemma1_and_other_models_are_refused():
         _check_supported(keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=None))
     with pytest.raises(GemmaKitError, match="cannot export a GemmaBackbone"):
         _check_supported(backbone)
+
+
+@pytest.mark.parametrize("quantize,max_kl,max_size", [("fp16", 1e-8, 0.65), ("int8", 1e-5, 0.55),
+                                                      ("int4", 1e-3, 0.4)])
+def test_quantized_export_reports_its_error(quantize, max_kl, max_size, tmp_path):
+    """Quantized weights shrink the file and keep builtin operators; the reported
+    per-signature error is small, and the interpreter shows the weights really changed."""
+    tiny = str(FIXTURES / "tiny_gemma2_f32.gguf")
+    reference = export(tiny, tmp_path / "float32.tflite", prefill_lengths=(8, 16), kv_len=64)
+    exported = export(tiny, tmp_path / f"{quantize}.tflite", prefill_lengths=(8, 16), kv_len=64, quantize=quantize)
+    assert exported.quantize == quantize and set(exported.error) == {"prefill_8", "prefill_16", "decode"}
+    assert exported.size < max_size * reference.size
+    assert not [op for op in operators(open(exported, "rb").read()) if op.startswith("custom:")]
+    for error in exported.error.values():
+        assert error["top1"] == 1.0 and error["kl"] <= max_kl and error["max_abs"] > 0
+    want_tokens, want = greedy(reference, PROMPT, 4)
+    got_tokens, got = greedy(exported, PROMPT, 4)
+    assert got_tokens == want_tokens and np.abs(want - got).max() > 0

@@ -208,6 +208,49 @@ FINETUNE = [
 ]
 
 
+EXPORT = [
+    ("markdown", "# On-device export: Keras Gemma to LiteRT-LM\n\n"
+                 "Export the embedded Gemma 3 270M with int8 weights as a LiteRT model (prefill/decode "
+                 "signatures over an external KV cache), check it, bundle it with its tokenizer and chat "
+                 "template as `.litertlm`, and run it in the LiteRT-LM engine, the runtime Android, iOS and "
+                 "desktop apps use. Fine-tuned or LoRA-merged models export the same way: pass the model instead "
+                 "of `'default'`. In one step: `export(model, 'model.litertlm', quantize='int8')` or "
+                 "`gemma-kit export --model default --quantize int8 -o model.litertlm`. Conversion takes about "
+                 "1.5 minutes and 10 GB of memory here."),
+    ("code", "import os, tempfile\nos.environ.setdefault('KERAS_BACKEND', 'jax')\nimport gemma_kit\n"
+             "from mobile_export.export import export, write_bundle\n\nlm = gemma_kit.load_model('default')\n"
+             "folder = tempfile.mkdtemp()\n"
+             "exported = export('default', f'{folder}/gemma3_270m_int8.tflite', quantize='int8', "
+             "prefill_lengths=(32, 128), kv_len=512)\n"
+             "print(f'{exported.size / 2**20:.0f} MiB')"),
+    ("markdown", "## How far int8 is from float32\nThe export measures every signature's logits against the "
+                 "float32 model on a sample text: the largest logit difference, how often the top token is "
+                 "the same, and the KL divergence."),
+    ("code", "for signature, error in exported.error.items():\n"
+             "    print(f\"{signature:<12} max |diff| {error['max_abs']:.2f}  top-1 {error['top1']:.2f}  "
+             "KL {error['kl']:.4f}\")\n"
+             "assert exported.error['prefill_128']['top1'] >= 0.8"),
+    ("markdown", "## Only builtin operators\nStock LiteRT runtimes ship no Flex (TensorFlow) or custom ops."),
+    ("code", "from mobile_export.operators import operators\n"
+             "used = operators(open(exported.path, 'rb').read())\nprint(used)\n"
+             "assert not [op for op in used if op.startswith('custom:')]"),
+    ("markdown", "## Bundle and run it in LiteRT-LM\nThe engine applies the bundle's chat template itself, so "
+                 "an app passes only the user's text. Greedy decoding, compared with the kit's Keras model "
+                 "(float32): int8 weights keep the continuation close."),
+    ("code", "import litert_lm\nbundle = write_bundle(lm, exported.path, f'{folder}/gemma3_270m_int8.litertlm', "
+             "'litertlm', 512)\n"
+             "engine = litert_lm.Engine(bundle, backend=litert_lm.Backend.CPU(), max_num_tokens=512)\n"
+             "def complete(text, template=False, tokens=24):\n"
+             "    session = engine.create_session(apply_prompt_template=template, max_output_tokens=tokens,\n"
+             "                                    sampler_config=litert_lm.SamplerConfig(top_k=1, temperature=0.0))\n"
+             "    session.run_prefill([text])\n    return session.run_decode().texts[0]\n\n"
+             "for prompt in ['The capital of France is', 'def fibonacci(n):']:\n"
+             "    on_device, keras = complete(prompt), gemma_kit.generate(lm, prompt, 24)\n"
+             "    print(f'LiteRT-LM int8: {on_device!r}\\nKeras float32:  {keras!r}\\n')\n"
+             "    assert on_device.split()[:4] == keras.split()[:4]"),
+    ("code", "print(complete('Name a fruit that is yellow.', template=True))"),
+]
+
 def build(cells):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -221,5 +264,6 @@ def build(cells):
 if __name__ == "__main__":
     os.makedirs(NOTEBOOKS, exist_ok=True)
     for name, cells in [("01_quickstart", QUICKSTART), ("02_shieldgemma", SHIELDGEMMA),
-                        ("03_gemma_scope", GEMMA_SCOPE), ("04_finetune", FINETUNE)]:
+                        ("03_gemma_scope", GEMMA_SCOPE), ("04_finetune", FINETUNE),
+                        ("05_export", EXPORT)]:
         nbformat.write(build(cells), os.path.join(NOTEBOOKS, f"{name}.ipynb"))
