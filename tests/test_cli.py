@@ -116,3 +116,17 @@ def test_finetune_writes_adapter_preset_and_resumes(tmp_path):
     bad = run("finetune", "--model", str(FIXTURES / "tiny_gemma2_f32.gguf"), "--data", str(data), "--lora-rank", "0",
               "--quantize", "int8", "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "only be tuned through LoRA" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_export_writes_a_bundle_and_reports_int8_error(tmp_path):
+    out = run("export", "--model", TINY, "--quantize", "int8", "--prefill", "8,16", "--kv-len", "32",
+              "-o", str(tmp_path / "tiny.litertlm"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "tiny.litertlm").read_bytes()[:8] == b"LITERTLM"
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"wrote {tmp_path / 'tiny.litertlm'} (") and lines[1] == "int8 against float32 on a sample text:"
+    assert sorted(line.split()[0] for line in lines[2:]) == ["decode", "prefill_16", "prefill_8"]
+    bad = run("export", "--model", TINY, "--prefill", "64", "--kv-len", "32", "-o", str(tmp_path / "x.tflite"))
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == (
+        "gemma-kit: error: prefill lengths [64] must be between 1 and the KV cache length 32")
+    assert not (tmp_path / "x.tflite").exists()
