@@ -1,15 +1,16 @@
 """The generative graph LiteRT-LM and MediaPipe run: `prefill_{L}` and `decode`
 signatures over an external, per-layer KV cache (see the reference notes).
 
-    prefill_{L}: tokens int32 [1, L], input_pos int32 [L], kv_cache_{k,v}_{i} [1, T, kv_heads, head_dim]
+    prefill_{L}: tokens int32 [1, L], input_pos int32 [L], kv_cache_{k,v}_{i} [1, T, kv_heads * head_dim]
     decode:      tokens int32 [1, 1], input_pos int32 [1], the same caches
     outputs:     logits [1, L or 1, vocab] (final soft cap applied), kv_cache_{k,v}_{i}
 
 The layers are keras-hub's own decoder blocks, called as `gemma_kit.runtime` calls
 them for cached generation, so sliding windows, soft caps, query scaling and Gemma 3's
-q/k norms are the model's, not a re-implementation. Each block takes its cache as one
-[1, 2, T, kv_heads, head_dim] tensor (5-D; TFLite slices up to 5-D, keras-hub's stacked
-6-D cache would not run); the graph splits it into the runtime's K and V tensors. The
+q/k norms are the model's, not a re-implementation. The runtime's caches are 3-D (the
+4-D layout failed in LiteRT-LM's prefill); each is reshaped to [1, T, kv_heads, head_dim]
+for the blocks, Gemma 2's stacked into keras-hub's [1, 2, T, kv_heads, head_dim] (5-D:
+TFLite slices up to 5-D, keras-hub's 6-D cache over all layers would not run). The
 cache is written from `input_pos[0]` on, contiguously: a prompt shorter than L may be
 padded at the end, as the padding's cache rows lie after the prompt and are
 overwritten by the decode steps before any query can see them.
