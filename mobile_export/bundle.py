@@ -6,7 +6,7 @@ format: start token `<bos>`, stop tokens `<eos>` and `<end_of_turn>`, user turn
 in the bundle, once: an app that adds the turn markers itself doubles them.
 
 - `.litertlm`: written by the `litert-lm-builder` package from an `LlmMetadata` proto.
-- `.task`: an uncompressed zip (entries stored, data 4-byte aligned) with
+- `.task`: an uncompressed zip (entries stored, their data on 4-byte boundaries) with
   `TF_LITE_PREFILL_DECODE`, `TOKENIZER_MODEL` and `METADATA`, a serialized
   `LlmParameters` message (mediapipe's `llm_params.proto`). No Python module for that
   proto ships any more, so `_llm_parameters` writes its few fields by hand.
@@ -80,6 +80,14 @@ def write_task(path, tflite_path, tokenizer_proto):
     with atomic_file(path) as staging, zipfile.ZipFile(staging, "w", zipfile.ZIP_STORED) as bundle:
         for name, content in entries.items():
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            # Zero bytes before the local header put the entry's data on a 4-byte boundary
+            # (loaders map the model in place). Readers find entries through the central
+            # directory, so the gap is legal; zipfile writes the next header at
+            # `start_dir`, which is moved past the gap. (Padding in the header's extra
+            # field instead is refused by LiteRT-LM's zip reader.)
+            gap = -(bundle.start_dir + 30 + len(name.encode())) % 4
+            bundle.fp.write(b"\0" * gap)
+            bundle.start_dir += gap
             if isinstance(content, bytes):
                 bundle.writestr(info, content)
             else:
@@ -90,8 +98,12 @@ def write_task(path, tflite_path, tokenizer_proto):
 
 
 def _llm_parameters():
-    """LlmParameters: stop_tokens (5, repeated string), start_token (6, string)."""
-    return b"".join(_string(5, stop) for stop in STOPS) + _string(6, START)
+    """LlmParameters: stop_tokens (5, repeated string), start_token (6, string) and
+    prompt_template (8: prompt_prefix 2, prompt_suffix 3). Field 8 is marked deprecated
+    in favour of per-role templates (17), but it is the one LiteRT-LM applies, and a
+    model turn needs nothing beyond the user suffix."""
+    template = _string(2, USER_PREFIX) + _string(3, USER_SUFFIX)
+    return b"".join(_string(5, stop) for stop in STOPS) + _string(6, START) + _field(8, template)
 
 
 def _string(number, text):

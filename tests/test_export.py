@@ -68,6 +68,8 @@ def test_bundle_runs_in_the_litert_lm_engine(format, tmp_path):
     path = export(str(FIXTURES / "tiny_gemma2_f32.gguf"), tmp_path / f"tiny.{format}", prefill_lengths=(16,),
                   kv_len=64)
     check_bundle(path)
+    if format == "task":
+        _check_stored_and_aligned(path)
     engine = litert_lm.Engine(str(path), backend=litert_lm.Backend.CPU(), max_num_tokens=64)
     session = engine.create_session(apply_prompt_template=False, max_output_tokens=8,
                                     sampler_config=litert_lm.SamplerConfig(top_k=1, temperature=0.0))
@@ -75,6 +77,19 @@ def test_bundle_runs_in_the_litert_lm_engine(format, tmp_path):
     text = session.run_decode().texts[0]
     expected = gemma_kit.generate(lm, "the cat sat", 8)
     assert text and expected.startswith(text), (text, expected)
+
+
+def _check_stored_and_aligned(path):
+    """Every .task entry is stored (not compressed) with its data on a 4-byte boundary."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as bundle, open(path, "rb") as raw:
+        for info in bundle.infolist():
+            raw.seek(info.header_offset)
+            header = raw.read(30)
+            start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(
+                header[28:30], "little")
+            assert info.compress_type == zipfile.ZIP_STORED and start % 4 == 0, (info.filename, start)
 
 
 def test_refusals(tmp_path):

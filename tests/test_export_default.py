@@ -71,7 +71,8 @@ def test_float32_bundle_in_litert_lm_equals_keras(default, format):
         assert len(text) >= 40 and expected.startswith(text), (text, expected)
 
 
-def test_litertlm_chat_template_is_applied_once(default):
+@pytest.mark.parametrize("format", ["litertlm", "task"])
+def test_chat_template_is_applied_once(default, format):
     """The engine's own prompt template (from the bundle) gives the ids `encode_chat`
     gives, so its reply equals Keras chat generation."""
     import litert_lm
@@ -79,7 +80,7 @@ def test_litertlm_chat_template_is_applied_once(default):
     from gemma_kit.generation import decode
 
     lm, folder = default
-    path = write_bundle(lm, folder / "float32.tflite", folder / "chat.litertlm", "litertlm", KV_LEN)
+    path = write_bundle(lm, folder / "float32.tflite", folder / f"chat.{format}", format, KV_LEN)
     engine = litert_lm.Engine(str(path), backend=litert_lm.Backend.CPU(), max_num_tokens=KV_LEN)
     tokenizer = lm.preprocessor.tokenizer
     assert engine.tokenize("<start_of_turn>user\n") == [int(tokenizer.token_to_id("<start_of_turn>")),
