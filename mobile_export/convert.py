@@ -61,8 +61,9 @@ def to_tflite(causal_lm, path, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_K
 
 
 def sample_ids(causal_lm):
-    tokenizer = causal_lm.preprocessor.tokenizer
-    return [int(tokenizer.token_to_id("<bos>"))] + [int(i) for i in tokenizer(SAMPLE_TEXT)]
+    from gemma_kit.generation import encode_prompt
+
+    return encode_prompt(causal_lm.preprocessor.tokenizer, SAMPLE_TEXT, as_chat=False)
 
 
 def _convert(causal_lm, path, prefill_lengths, kv_len):

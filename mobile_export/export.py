@@ -81,15 +81,18 @@ def _in_tensorflow(model, out, format, lengths, kv_len, quantize):
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
                "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        # The converter's and quantizer's progress goes on to this process's stderr; the
-        # end of it is kept for the error message.
-        tail = collections.deque(maxlen=30)
-        for line in child.stderr:
-            sys.stderr.write(line)
-            tail.append(line)
-        stdout = child.stdout.read()
-        returncode = child.wait()
+        # The child's stdout goes to a file, so that only stderr is read while it runs: the
+        # converter's and quantizer's progress goes on to this process's stderr, and its
+        # end is kept for the error message.
+        with open(os.path.join(scratch, "stdout"), "w+") as stdout_file:
+            child = subprocess.Popen(command, stdout=stdout_file, stderr=subprocess.PIPE, text=True, env=env)
+            tail = collections.deque(maxlen=30)
+            for line in child.stderr:
+                sys.stderr.write(line)
+                tail.append(line)
+            returncode = child.wait()
+            stdout_file.seek(0)
+            stdout = stdout_file.read()
     if returncode not in (0, 2):
         raise GemmaKitError(f"export in a TensorFlow process failed (exit code {returncode}):\n{''.join(tail)}")
     # The last line is the result; the quantizer prints its summary before it.

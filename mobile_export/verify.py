@@ -23,8 +23,7 @@ def greedy(path, prompt_ids, max_new_tokens):
     decode = interpreter.get_signature_runner("decode")
     kv_len = out[caches[0]].shape[1]
     while len(new) < max_new_tokens and position < kv_len:
-        out = decode(tokens=np.array([[new[-1]]], np.int32), input_pos=np.array([position], np.int32),
-                     **{name: out[name] for name in caches})
+        out = _decode(decode, new[-1], position, out, caches)
         logits.append(out["logits"][0, 0])
         new.append(int(np.argmax(logits[-1])))
         position += 1
@@ -42,8 +41,7 @@ def signature_logits(path, ids, decode_steps=16):
     out, caches = _prefill(interpreter, lengths[0], ids[:start])
     decode, logits = interpreter.get_signature_runner("decode"), []
     for position, token in enumerate(ids[start : start + decode_steps], start=start):
-        out = decode(tokens=np.array([[token]], np.int32), input_pos=np.array([position], np.int32),
-                     **{name: out[name] for name in caches})
+        out = _decode(decode, token, position, out, caches)
         logits.append(out["logits"][0, 0])
     found["decode"] = np.stack(logits)
     return found
@@ -70,6 +68,12 @@ def _prefill(interpreter, length, ids):
     return runner(tokens=tokens, input_pos=np.arange(length, dtype=np.int32), **caches), list(caches)
 
 
+def _decode(decode, token, position, out, caches):
+    """One `decode` step on `token` at `position`, the caches taken from `out`."""
+    return decode(tokens=np.array([[token]], np.int32), input_pos=np.array([position], np.int32),
+                  **{name: out[name] for name in caches})
+
+
 def logits_error(reference, logits):
     """max |difference|, top-1 agreement and mean KL(reference || logits) per position."""
     reference, logits = np.asarray(reference, np.float64), np.asarray(logits, np.float64)
@@ -87,4 +91,4 @@ def _log_softmax(x):
 def quantization_error(reference_path, path, ids):
     """{signature: logits_error} of the model at `path` against the one at `reference_path`."""
     reference, found = signature_logits(reference_path, ids), signature_logits(path, ids)
-    return {name: logits_error(reference[name], found[name]) for name in reference if len(reference[name])}
+    return {name: logits_error(reference[name], found[name]) for name in reference}

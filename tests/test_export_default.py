@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gemma_kit
-from gemma_kit.generation import generate, generate_ids
+from gemma_kit.generation import encode_prompt, generate, generate_ids
 from mobile_export.convert import sample_ids
 from mobile_export.export import export, write_bundle
 from mobile_export.quantize import quantize_weights
@@ -31,7 +31,7 @@ def test_float32_signatures_match_keras(default):
     stops), and every step's logits equal the Keras forward pass within 1e-3."""
     lm, folder = default
     tokenizer = lm.preprocessor.tokenizer
-    prompt = [int(tokenizer.token_to_id("<bos>"))] + [int(i) for i in tokenizer(PROMPTS[0])]
+    prompt = encode_prompt(tokenizer, PROMPTS[0], as_chat=False)
     tokens, logits = greedy(folder / "float32.tflite", prompt, 64)
     expected = generate_ids(lm, [prompt], 64)[0]
     assert len(expected) >= 16 and tokens[: len(expected)] == expected
