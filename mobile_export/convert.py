@@ -1,10 +1,12 @@
 """Keras Gemma -> LiteRT `.tflite` with `prefill_{L}` / `decode` signatures, builtin
-operators only, float32 or with the weights of a `mobile_export.quantize` recipe.
+operators only: float32, dynamic int8 (`int8_graph`, `fold_dequant`: converted from
+int8 weights, so a 2B fits in memory), or float16 / int4 weights from a
+`mobile_export.quantize` recipe applied to the float32 model.
 
 The signatures (`mobile_export.graph`) are saved as a SavedModel, whose variables stay
 out of the graph proto (no 2 GB GraphDef limit), and converted with TFLite's converter
 restricted to `TFLITE_BUILTINS`. The resulting operator list is checked: no Flex, no
-custom ops. A quantized model is made from the float32 one and measured against it.
+custom ops. A quantized model's logits are measured against the Keras model's.
 """
 
 import dataclasses
@@ -13,13 +15,16 @@ import tempfile
 
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.files import atomic_file
-from mobile_export import graph, verify
+from gemma_kit.finetune import lora
+from gemma_kit import forward, runtime
+from mobile_export import fold_dequant, graph, verify
+from mobile_export.int8_graph import Int8Weights
 from mobile_export.operators import check_builtin_only
-from mobile_export.quantize import RECIPES, quantize_weights
+from mobile_export.quantize import quantize_weights
 
 DEFAULT_PREFILL = (32, 128)
 DEFAULT_KV_LEN = 1024
-QUANTIZATION = ("none", *RECIPES)
+QUANTIZATION = ("none", "fp16", "int8", "int4", "int4-block128")
 # What the quantized model's logits are measured on against float32.
 SAMPLE_TEXT = ("The river town woke slowly. Fishermen pulled their boats onto the gravel, and the baker "
                "opened her shutters to let the smell of bread into the street. Children ran to school along "
@@ -31,7 +36,7 @@ SAMPLE_TEXT = ("The river town woke slowly. Fishermen pulled their boats onto th
 @dataclasses.dataclass
 class Exported:
     """An exported file; `error` is {signature: verify.logits_error} of its logits
-    against the float32 export (empty for float32)."""
+    against the Keras model it came from, on `SAMPLE_TEXT` (empty for float32)."""
 
     path: str
     quantize: str = "none"
@@ -47,17 +52,33 @@ class Exported:
         return os.path.getsize(self.path)
 
 
-def to_tflite(causal_lm, path, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_KV_LEN, quantize="none"):
-    """Write the model to `path` (atomically); return an `Exported`."""
+def to_tflite(causal_lm, path, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_KV_LEN, quantize="none",
+              in_place=False):
+    """Write the model to `path` (atomically); return an `Exported`. `in_place`: int8
+    export may quantize the model's own weights (Keras int8, freeing its float32 copy),
+    for a model nothing else will use."""
     check_quantization(quantize)
+    quantized = {layer.quantization_mode for layer in causal_lm.backbone._flatten_layers() if layer.quantization_mode}
+    if quantized and quantize != "int8":
+        raise GemmaKitError(f"the model's weights are quantized in Keras ({', '.join(sorted(quantized))}): "
+                            "export it with quantize='int8'")
     if quantize == "none":
         _convert(causal_lm, path, prefill_lengths, kv_len)
         return Exported(os.fspath(path))
+    ids = sample_ids(causal_lm)
+    reference = forward.logits(causal_lm, [ids])[0]
+    runtime.forget_compiled(causal_lm)  # the compiled forward pass holds every weight
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as scratch:
-        reference = _convert(causal_lm, os.path.join(scratch, "float32.tflite"), prefill_lengths, kv_len)
-        quantize_weights(reference, path, quantize)
-        error = verify.quantization_error(reference, path, sample_ids(causal_lm))
-    return Exported(os.fspath(path), quantize, error)
+        converted = os.path.join(scratch, "converted.tflite")
+        if quantize == "int8":
+            if in_place and not quantized:
+                lora.quantize(causal_lm, "int8")
+            _convert(causal_lm, converted, prefill_lengths, kv_len, int8=True)
+            fold_dequant.fold(converted, path)
+        else:
+            _convert(causal_lm, converted, prefill_lengths, kv_len)
+            quantize_weights(converted, path, quantize)
+    return Exported(os.fspath(path), quantize, verify.quantization_error(path, ids, reference))
 
 
 def sample_ids(causal_lm):
@@ -66,16 +87,12 @@ def sample_ids(causal_lm):
     return encode_prompt(causal_lm.preprocessor.tokenizer, SAMPLE_TEXT, as_chat=False)
 
 
-def _convert(causal_lm, path, prefill_lengths, kv_len):
+def _convert(causal_lm, path, prefill_lengths, kv_len, int8=False):
     import tensorflow as tf
 
-    functions = graph.signatures(causal_lm, prefill_lengths, kv_len)
-    module = tf.Module()
-    # The weights as variables of the module, so the SavedModel stores them beside the graph.
-    module.weights = [v.value for v in causal_lm.backbone.weights]
     with tempfile.TemporaryDirectory() as saved:
-        tf.saved_model.save(module, saved, signatures=functions)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(functions))
+        signature_keys = _save(causal_lm, saved, prefill_lengths, kv_len, int8)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=signature_keys)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         # Folding an RMSNorm scale into the next layer's weights multiplies the columns
         # that meet Gemma's massive activation dimensions by tiny factors; quantized,
@@ -90,6 +107,25 @@ def _convert(causal_lm, path, prefill_lengths, kv_len):
     with atomic_file(path) as staging, open(staging, "wb") as f:
         f.write(model)
     return os.fspath(path)
+
+
+def _save(causal_lm, folder, prefill_lengths, kv_len, int8):
+    """Save the signatures as a SavedModel in `folder`; return their names. The traced
+    functions and int8 weight copies die with this call, before the converter runs."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    if int8:
+        weights = Int8Weights(causal_lm.backbone)
+        with weights.traced():
+            functions = graph.signatures(causal_lm, prefill_lengths, kv_len, weights.table)
+        module.weights = weights.variables
+    else:
+        functions = graph.signatures(causal_lm, prefill_lengths, kv_len)
+        # The weights as variables of the module, so the SavedModel stores them beside the graph.
+        module.weights = [v.value for v in causal_lm.backbone.weights]
+    tf.saved_model.save(module, folder, signatures=functions)
+    return list(functions)
 
 
 def check_quantization(quantize):

@@ -40,12 +40,14 @@ def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFA
         return _in_tensorflow(model, out, format, lengths, kv_len, quantize)
     from gemma_kit.models import load_model
 
-    causal_lm = load_model(model) if isinstance(model, (str, os.PathLike)) else model
+    # A model loaded here is this call's own, and int8 export may quantize it in place.
+    owned = isinstance(model, (str, os.PathLike))
+    causal_lm = load_model(model) if owned else model
     _check_supported(causal_lm)
     if format == "tflite":
-        return to_tflite(causal_lm, out, lengths, kv_len, quantize)
+        return to_tflite(causal_lm, out, lengths, kv_len, quantize, in_place=owned)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out))) as scratch:
-        tflite = to_tflite(causal_lm, os.path.join(scratch, "model.tflite"), lengths, kv_len, quantize)
+        tflite = to_tflite(causal_lm, os.path.join(scratch, "model.tflite"), lengths, kv_len, quantize, in_place=owned)
         write_bundle(causal_lm, tflite.path, out, format, kv_len)
     return dataclasses.replace(tflite, path=out)
 
@@ -79,7 +81,10 @@ def _in_tensorflow(model, out, format, lengths, kv_len, quantize):
         command = [sys.executable, "-m", "mobile_export.export", os.fspath(model), out, format,
                    ",".join(map(str, lengths)), str(kv_len), quantize]
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
+        # oneDNN's CPU allocator keeps freed buffers for TensorFlow's reuse (a 2B's float32
+        # weights, 10 GB, stayed resident after int8 quantization); without it they go back
+        # to the system before the converter runs.
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0",
                "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         # The child's stdout goes to a file, so that only stderr is read while it runs: the
         # converter's and quantizer's progress goes on to this process's stderr, and its

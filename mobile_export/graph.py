@@ -30,24 +30,28 @@ def check_backend():
                             f"(this process runs {keras.config.backend()}); mobile_export.export handles this")
 
 
-def step_function(causal_lm):
-    """fn(tokens, input_pos, *caches) -> {"logits", "kv_cache_k_i", "kv_cache_v_i"}."""
+def step_function(causal_lm, table=None):
+    """fn(tokens, input_pos, *caches) -> {"logits", "kv_cache_k_i", "kv_cache_v_i"}.
+    `table()`, if given, makes the float embedding table (default: the embedding's own)."""
     import tensorflow as tf
 
     backbone = causal_lm.backbone
+    table = table or (lambda: backbone.token_embedding.embeddings)
 
     def step(tokens, input_pos, *kv):
         kv = [tf.reshape(c, [1, -1, backbone.num_key_value_heads, backbone.head_dim]) for c in kv]
         pairs = list(zip(kv[0::2], kv[1::2]))
         # Gemma 3 blocks take (key, value); Gemma 2 blocks one stacked tensor.
         caches = pairs if runtime.is_gemma3(causal_lm) else [tf.stack(p, axis=1) for p in pairs]
-        x = _lookup(backbone.token_embedding.embeddings, tf.reshape(tokens, [-1]))
+        embeddings = tf.cast(table(), backbone.compute_dtype)
+        x = _lookup(embeddings, tf.reshape(tokens, [-1]))
         x = tf.reshape(x, [1, -1, backbone.hidden_dim]) * tf.cast(tf.sqrt(float(backbone.hidden_dim)), x.dtype)
         x, new = runtime.run_blocks(backbone, x, caches, input_pos[0])
-        # x @ E^T written so that the converter maps it to FULLY_CONNECTED on E itself;
-        # keras-hub's reversed embedding would fold in a transposed copy of E.
-        embeddings = tf.cast(backbone.token_embedding.embeddings, x.dtype)
-        logits = tf.matmul(backbone.layer_norm(x), embeddings, transpose_b=True)
+        # x @ E^T as a 2-D matmul, which the converter maps to FULLY_CONNECTED on E itself
+        # (also when E is computed, as int8 export's dequantized table is); keras-hub's
+        # reversed embedding would fold in a transposed copy of E.
+        flat = tf.reshape(backbone.layer_norm(x), [-1, backbone.hidden_dim])
+        logits = tf.reshape(tf.matmul(flat, embeddings, transpose_b=True), [1, -1, embeddings.shape[0]])
         cap = getattr(backbone.token_embedding, "logit_soft_cap", None)
         if cap:
             logits = tf.tanh(logits / cap) * cap
@@ -96,14 +100,18 @@ def checked_lengths(prefill_lengths, kv_len):
     return lengths
 
 
-def signatures(causal_lm, prefill_lengths, kv_len):
+def signatures(causal_lm, prefill_lengths, kv_len, table=None):
     """{signature name: concrete function} for `prefill_{L}` per length and `decode`."""
     import tensorflow as tf
 
     check_backend()
     lengths = checked_lengths(prefill_lengths, kv_len)
-    step = step_function(causal_lm)
-    found = {f"prefill_{n}": tf.function(step, input_signature=input_signature(causal_lm, n, kv_len))
-             for n in lengths}
-    found["decode"] = tf.function(step, input_signature=input_signature(causal_lm, 1, kv_len))
+    step = step_function(causal_lm, table)
+
+    def traced(length):
+        # Traced as plain Python: the step has no tensor-dependent control flow to convert.
+        return tf.function(step, input_signature=input_signature(causal_lm, length, kv_len), autograph=False)
+
+    found = {f"prefill_{n}": traced(n) for n in lengths}
+    found["decode"] = traced(1)
     return {name: fn.get_concrete_function() for name, fn in found.items()}

@@ -1,19 +1,20 @@
-"""Integer weights for an exported float `.tflite`, written by `ai-edge-quantizer` (the
-quantizer LiteRT-LM's own recipes come from).
+"""Float16 and int4 weights for an exported float32 `.tflite`, written by
+`ai-edge-quantizer` (the quantizer LiteRT-LM's own recipes come from).
 
     fp16           float16 weights, computed in float32
-    int8           int8 weights per output channel, activations quantized per token at
-                   run time (integer matmuls): "dynamic int8"
-    int4           int4 weights in blocks of 32 along the input, dynamic activations
+    int4           int4 weights in blocks of 32 along the input, activations quantized
+                   per token at run time (integer matmuls)
     int4-block128  the same with blocks of 128
 
 Every FULLY_CONNECTED and EMBEDDING_LOOKUP weight is quantized; the embedding table is
 one tensor for the lookup and the output layer, so it is stored once (a table quantized
-two ways would be copied once per signature by the quantizer). Measured quality and
-speed on the default model are in docs/benchmarks.md. Weight-only int8 (float matmuls)
-is more accurate than dynamic int8 on Gemma, whose activations have outlier dimensions,
-but is not offered: LiteRT-LM's CPU path dequantizes its weights at every step and
-decodes at a quarter of float32's speed.
+two ways would be copied once per signature by the quantizer). Dynamic int8 is not made
+here but by `int8_graph` from int8 weights, without converting a float32 model first;
+the two agree (tests/test_export.py). Measured quality and speed on the default model
+are in docs/benchmarks.md. Weight-only int8 (float matmuls) is more accurate than
+dynamic int8 on Gemma, whose activations have outlier dimensions, but is not offered:
+LiteRT-LM's CPU path dequantizes its weights at every step and decodes at a quarter of
+float32's speed.
 """
 
 import os
@@ -24,7 +25,6 @@ from gemma_kit.files import atomic_file
 # name: (bits, granularity, how the matmuls run)
 RECIPES = {
     "fp16": (16, "CHANNELWISE", "float"),
-    "int8": (8, "CHANNELWISE", "dynamic"),
     "int4": (4, "BLOCKWISE_32", "dynamic"),
     "int4-block128": (4, "BLOCKWISE_128", "dynamic"),
 }

@@ -33,11 +33,11 @@ def greedy(path, prompt_ids, max_new_tokens):
 def signature_logits(path, ids, decode_steps=16):
     """{signature: logits [n, vocab]} over the token ids `ids` (at least 2): each
     `prefill_L` over `ids[:L]`, and `decode` teacher-forced over up to `decode_steps`
-    ids after a prefill of at most half of them."""
+    ids from position `decode_start`, after a prefill of the ids before it."""
     interpreter = _interpreter(path)
     lengths = _prefill_lengths(interpreter)
     found = {f"prefill_{n}": _prefill(interpreter, n, ids[:n])[0]["logits"][0, : min(n, len(ids))] for n in lengths}
-    start = min(lengths[0], len(ids) // 2)
+    start = decode_start(lengths, ids)
     out, caches = _prefill(interpreter, lengths[0], ids[:start])
     decode, logits = interpreter.get_signature_runner("decode"), []
     for position, token in enumerate(ids[start : start + decode_steps], start=start):
@@ -45,6 +45,11 @@ def signature_logits(path, ids, decode_steps=16):
         logits.append(out["logits"][0, 0])
     found["decode"] = np.stack(logits)
     return found
+
+
+def decode_start(prefill_lengths, ids):
+    """Where `signature_logits` starts decoding: after at most half of `ids`."""
+    return min(min(prefill_lengths), len(ids) // 2)
 
 
 def _interpreter(path):
@@ -88,7 +93,10 @@ def _log_softmax(x):
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
-def quantization_error(reference_path, path, ids):
-    """{signature: logits_error} of the model at `path` against the one at `reference_path`."""
-    reference, found = signature_logits(reference_path, ids), signature_logits(path, ids)
-    return {name: logits_error(reference[name], found[name]) for name in reference}
+def quantization_error(path, ids, reference):
+    """{signature: logits_error} of the model at `path` over `ids` against `reference`,
+    the logits [len(ids), vocab] of the model it was exported from."""
+    found = signature_logits(path, ids)
+    start = decode_start([int(name.split("_")[1]) for name in found if name.startswith("prefill_")], ids)
+    return {name: logits_error(reference[(start if name == "decode" else 0) :][: len(got)], got)
+            for name, got in found.items()}

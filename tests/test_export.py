@@ -130,7 +130,8 @@ def test_gemma1_and_other_models_are_refused():
                                                       ("int4", 1e-3, 0.4)])
 def test_quantized_export_reports_its_error(quantize, max_kl, max_size, tmp_path):
     """Quantized weights shrink the file and keep builtin operators; the reported
-    per-signature error is small, and the interpreter shows the weights really changed."""
+    per-signature error against Keras is small, and the interpreter shows the weights
+    really changed."""
     tiny = str(FIXTURES / "tiny_gemma2_f32.gguf")
     reference = export(tiny, tmp_path / "float32.tflite", prefill_lengths=(8, 16), kv_len=64)
     exported = export(tiny, tmp_path / f"{quantize}.tflite", prefill_lengths=(8, 16), kv_len=64, quantize=quantize)
@@ -142,6 +143,58 @@ def test_quantized_export_reports_its_error(quantize, max_kl, max_size, tmp_path
     want_tokens, want = greedy(reference, PROMPT, 4)
     got_tokens, got = greedy(exported, PROMPT, 4)
     assert got_tokens == want_tokens and np.abs(want - got).max() > 0
+
+
+@pytest.mark.parametrize("geometry", ["gemma2_2b_geometry", "gemma3"])
+def test_int8_export_equals_ai_edge_quantizer_dynamic_int8(geometry, tmp_path, tiny_tokenizer_model):
+    """int8 export, converted from int8 weights (never a float32 model), equals
+    ai-edge-quantizer's dynamic int8 recipe applied to the float32 export: the same
+    per-channel weights and operators, logits within 1e-4, and no larger a file. Its
+    buffers written after the flatbuffer (as for models over 2 GB) run the same."""
+    from ai_edge_quantizer import qtyping, quantizer, recipe_manager
+    from tiny_models import save_model
+
+    from mobile_export.fold_dequant import fold
+    from mobile_export.verify import signature_logits
+
+    save_model(geometry, tmp_path, tiny_tokenizer_model, 512)
+    float32 = export(str(tmp_path), tmp_path / "float32.tflite", prefill_lengths=(8, 16), kv_len=64)
+    ours = export(str(tmp_path), tmp_path / "int8.tflite", prefill_lengths=(8, 16), kv_len=64, quantize="int8")
+    recipe = recipe_manager.RecipeManager()
+    for op in ("FULLY_CONNECTED", "EMBEDDING_LOOKUP"):
+        recipe.add_dynamic_config(regex=".*", operation_name=getattr(qtyping.TFLOperationName, op), num_bits=8,
+                                  granularity=qtyping.QuantGranularity.CHANNELWISE)
+    theirs = quantizer.Quantizer(str(float32))
+    theirs.load_quantization_recipe(recipe.get_quantization_recipe())
+    theirs.quantize().export_model(str(tmp_path / "aeq.tflite"), overwrite=True)
+    external = fold(ours, tmp_path / "external.tflite", external=True)
+    assert ours.size <= (tmp_path / "aeq.tflite").stat().st_size
+    assert operators(open(ours, "rb").read()) == operators(open(tmp_path / "aeq.tflite", "rb").read())
+    ids = list(range(2, 40))
+    want = signature_logits(tmp_path / "aeq.tflite", ids)
+    for path in (ours, external):
+        got = signature_logits(path, ids)
+        for signature, logits in want.items():
+            assert np.abs(got[signature] - logits).max() <= 1e-4, (path, signature)
+
+
+def test_int8_weights_of_a_float_model_equal_keras_int8():
+    """The per-channel int8 weights `int8_graph` makes from a float model (a live model
+    exported in a TensorFlow process) equal Keras' own int8 quantization's (what export
+    of a loaded source, and a QLoRA base, give it), laid out [out, in]."""
+    from gemma_kit.finetune import lora
+    from mobile_export.int8_graph import Int8Weights
+
+    tiny = str(FIXTURES / "tiny_gemma2_f32.gguf")
+    lm = gemma_kit.load_model(tiny)
+    ours = Int8Weights(lm.backbone)
+    keras_int8 = Int8Weights(lora.quantize(gemma_kit.load_model(tiny), "int8").backbone)
+    assert len(ours.dense) == 7 * lm.backbone.num_layers  # q, k, v, o, gate, up, down
+    pairs = [((q, s), (kq, ks)) for (_, q, s, *_), (_, kq, ks, *_) in zip(ours.dense, keras_int8.dense)]
+    pairs.append(((ours.table_q, ours.table_scale), (keras_int8.table_q, keras_int8.table_scale)))
+    for (q, scale), (keras_q, keras_scale) in pairs:
+        assert np.abs(np.asarray(q, np.int32) - np.asarray(keras_q, np.int32)).max() <= 1
+        np.testing.assert_allclose(np.asarray(scale), np.asarray(keras_scale), rtol=1e-5)
 
 
 def test_lora_model_exports_with_its_adapter(tmp_path):

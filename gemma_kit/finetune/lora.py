@@ -33,10 +33,16 @@ def quantize(causal_lm, mode):
     `quantize` fails on models loaded from a preset folder."""
     if mode not in QUANTIZATION_MODES:
         raise GemmaKitError(f"quantize mode {mode!r} is not one of {', '.join(QUANTIZATION_MODES)}")
+    # Compiled functions hold the float weights; dropped first, each float kernel is
+    # freed as it is quantized.
+    runtime.forget_compiled(causal_lm)
+    embedding = causal_lm.backbone.token_embedding
     with warnings.catch_warnings():  # one per norm / embedding layer Keras leaves as it is
         warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
-        causal_lm.backbone.quantize(mode)
-    runtime.forget_compiled(causal_lm)
+        # The embedding last: Keras quantizes it through several full-size float
+        # temporaries (9 GB for a 2B's), which fit once the other kernels are int8.
+        causal_lm.backbone.quantize(mode, filters=lambda layer: layer is not embedding)
+        causal_lm.backbone.quantize(mode, filters=lambda layer: layer is embedding)
     return causal_lm
 
 

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from common import ROOT, peak_rss_gib, run_worker, serve_worker, write_section
+from common import ROOT, gemma2_2b, peak_rss_gib, run_worker, serve_worker, write_section
 
 SECTION = "## On-device export (issue 6)"
 FORMATS = ("none", "fp16", "int8", "int4", "int4-block128")
@@ -34,13 +34,34 @@ PREFILL, DECODE, AGREE = 128, 64, 32
 
 
 def export_worker(quantize, out):
-    os.environ["KERAS_BACKEND"] = "tensorflow"  # convert in this process, so its peak RSS is measured
+    # Converted in this process, so its peak RSS is measured; set up as export's TF process is.
+    os.environ.update(KERAS_BACKEND="tensorflow", TF_ENABLE_ONEDNN_OPTS="0")
     from mobile_export.export import export
 
     start = time.perf_counter()
     exported = export("default", out, "litertlm", (32, 128), 1024, quantize)
     return {"seconds": time.perf_counter() - start, "rss": peak_rss_gib(), "bytes": exported.size,
             "error": exported.error}
+
+
+def export_2b_worker(out):
+    """A random-weight Gemma 2 2B (float32, built here) to an int8 `.litertlm`, in a
+    TensorFlow process: the peak RSS is the whole job's, model build included."""
+    os.environ.update(KERAS_BACKEND="tensorflow", TF_ENABLE_ONEDNN_OPTS="0")  # as export's TF process runs
+    import gemma_kit
+    from gemma_kit.models.gguf_model import GGUFModelFile
+    from mobile_export.convert import to_tflite
+    from mobile_export.export import write_bundle
+
+    start = time.perf_counter()
+    lm = gemma2_2b("float32", GGUFModelFile(gemma_kit.default_model_path()).sentencepiece_proto())
+    built, built_rss = time.perf_counter() - start, peak_rss_gib()
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out))) as scratch:
+        tflite = to_tflite(lm, os.path.join(scratch, "model.tflite"), (32, 128), 1024, "int8", in_place=True)
+        write_bundle(lm, tflite.path, out, "litertlm", 1024)
+    return {"params": lm.backbone.count_params(), "build_seconds": built, "build_rss": built_rss,
+            "seconds": time.perf_counter() - start, "rss": peak_rss_gib(), "bytes": os.path.getsize(out),
+            "error": tflite.error}
 
 
 def litert_worker(path, quantize):
@@ -106,8 +127,8 @@ def main():
     parser.add_argument("--llama-python", default=os.path.join(ROOT, ".ref", "venv", "bin", "python"))
     args = parser.parse_args()
     if args.worker:
-        serve_worker(args.worker, {"export": export_worker, "litert": litert_worker, "keras": keras_worker,
-                                   "llama": llama_worker})
+        serve_worker(args.worker, {"export": export_worker, "export_2b": export_2b_worker, "litert": litert_worker,
+                                   "keras": keras_worker, "llama": llama_worker})
         return
     keras = run_worker(__file__, ["keras"])
     llama = None
