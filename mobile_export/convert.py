@@ -13,10 +13,10 @@ import dataclasses
 import os
 import tempfile
 
+from gemma_kit import forward, runtime
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.files import atomic_file
 from gemma_kit.finetune import lora
-from gemma_kit import forward, runtime
 from mobile_export import fold_dequant, graph, verify
 from mobile_export.int8_graph import Int8Weights
 from mobile_export.operators import check_builtin_only
@@ -25,7 +25,7 @@ from mobile_export.quantize import quantize_weights
 DEFAULT_PREFILL = (32, 128)
 DEFAULT_KV_LEN = 1024
 QUANTIZATION = ("none", "fp16", "int8", "int4", "int4-block128")
-# What the quantized model's logits are measured on against float32.
+# What a quantized model's logits are measured on against the Keras model's.
 SAMPLE_TEXT = ("The river town woke slowly. Fishermen pulled their boats onto the gravel, and the baker "
                "opened her shutters to let the smell of bread into the street. Children ran to school along "
                "the old stone wall, counting the gulls that sat on every post. By noon the market was full: "

@@ -9,7 +9,9 @@ Each export and each runtime runs in its own process (peak RSS is its own). Lite
 `generate` of 64 tokens after a 128-token prompt, compiled, on JAX. llama.cpp (if its
 Python is given): the same prompt length, `Llama.eval` for prefill and one-token evals
 for decode, 2 threads. Agreement: the first 32 greedy tokens after 8 prompts, LiteRT-LM
-against Keras float32. Writes its section of docs/benchmarks.md.
+against Keras float32. Then a random-weight Gemma 2 2B to an int8 `.litertlm`: peak RSS of
+the whole job (model build included), and its speed in LiteRT-LM. Writes its section of
+docs/benchmarks.md.
 """
 
 import argparse
@@ -64,15 +66,15 @@ def export_2b_worker(out):
             "error": tflite.error}
 
 
-def litert_worker(path, quantize):
+def litert_worker(path, decode_tokens, agreement):
+    """LiteRT-LM speed, and (if `agreement` is "yes") the greedy texts of PROMPTS."""
     import litert_lm
 
-    slow = quantize in SLOW
     info = litert_lm.Benchmark(path, litert_lm.Backend.CPU(thread_count=2), prefill_tokens=PREFILL,
-                               decode_tokens=8 if slow else DECODE, max_num_tokens=1024).run()
+                               decode_tokens=int(decode_tokens), max_num_tokens=1024).run()
     engine = litert_lm.Engine(path, backend=litert_lm.Backend.CPU(thread_count=2), max_num_tokens=1024)
     texts = []
-    for prompt in [] if slow else PROMPTS:
+    for prompt in PROMPTS if agreement == "yes" else []:
         session = engine.create_session(apply_prompt_template=False, max_output_tokens=AGREE,
                                         sampler_config=litert_lm.SamplerConfig(top_k=1, temperature=0.0))
         session.run_prefill([prompt])
@@ -143,17 +145,21 @@ def main():
         for quantize in FORMATS:
             path = os.path.join(scratch, f"default_{quantize}.litertlm")
             made = run_worker(__file__, ["export", quantize, path])
-            ran = run_worker(__file__, ["litert", path, quantize])
+            slow = quantize in SLOW
+            ran = run_worker(__file__, ["litert", path, str(8 if slow else DECODE), "no" if slow else "yes"])
             os.remove(path)  # with LiteRT-LM's weight cache beside it, ~2 GB per format
             rows.append((quantize, made, ran))
+        path = os.path.join(scratch, "gemma2_2b_int8.litertlm")
+        big = run_worker(__file__, ["export_2b", path])
+        big_ran = run_worker(__file__, ["litert", path, "16", "no"])
     lines = ["", f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; {time.strftime('%Y-%m-%d')}. "
              "Command: `.venv/bin/python tools/bench/export.py` (all rows from the same run). Default Gemma 3 270M "
              f"exported from Keras as `.litertlm` (prefill 32 and 128, KV cache 1024); LiteRT-LM 0.18.1 CPU, "
              f"2 threads, prefill {PREFILL} tokens, decode {DECODE}. Greedy agreement: the shared leading share of "
              f"the first {AGREE} generated tokens' text on {len(PROMPTS)} prompts, against Keras float32. "
-             "Logits against the float32 export (reported by `export`, on its sample text through `prefill_128`): "
-             "top-1 agreement, mean KL and largest difference.", "",
-             "| weights | file MiB | export s | export peak RSS GiB | top-1 vs f32 | KL vs f32 | max logit diff | "
+             "Logits against the Keras float32 model (reported by `export`, on its sample text through "
+             "`prefill_128`): top-1 agreement, mean KL and largest difference.", "",
+             "| weights | file MiB | export s | export peak RSS GiB | top-1 vs Keras | KL vs Keras | max logit diff | "
              "prefill tok/s | decode tok/s | agreement with Keras | runtime peak RSS GiB |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for quantize, made, ran in rows:
@@ -171,13 +177,22 @@ def main():
     lines.append(f"Fastest LiteRT-LM decode ({fastest[0]}) vs Keras JAX: "
                  f"{fastest[2]['decode'] / keras['tokens_per_s']:.2f}x"
                  + (f"; vs llama.cpp: {fastest[2]['decode'] / llama['decode']:.2f}x." if llama else "."))
-    lines += ["", "Notes. Greedy agreement is strict (one differing token changes the rest of the text); the "
+    error = big["error"]["prefill_128"]
+    lines += ["", f"Full size: a random-weight Gemma 2 2B ({big['params'] / 1e9:.2f}B parameters, float32, built in "
+              f"the same process: {big['build_seconds']:.0f} s, {big['build_rss']:.1f} GiB) exported to an int8 "
+              f"`.litertlm` (prefill 32 and 128, KV cache 1024) in {big['seconds']:.0f} s with a peak RSS of "
+              f"**{big['rss']:.1f} GiB** for the whole job; file {big['bytes'] / 2**30:.2f} GiB (buffers past the "
+              f"2 GB flatbuffer limit); against its Keras model top-1 {error['top1']:.2f}, KL {error['kl']:.5f} "
+              f"(random weights: near-uniform logits). LiteRT-LM 0.18.1 CPU, 2 threads, runs it: prefill "
+              f"{big_ran['prefill']:.0f} tok/s, decode {big_ran['decode']:.2f} tok/s (16 tokens), peak RSS "
+              f"{big_ran['rss']:.1f} GiB.",
+              "", "Notes. Greedy agreement is strict (one differing token changes the rest of the text); the "
               "top-1 and KL columns are the per-position measure. int4 rounds weights that the GGUF already "
               "holds on a Q4_K grid onto another 4-bit grid, which this model does not survive. fp16 weights "
-              "are dequantized at every step by LiteRT-LM's CPU path. Converting a full-size model does not fit "
-              "this machine yet: the TFLite converter peaked at 17.0 GiB for a 1-layer and 20.4 GiB for a "
-              "3-layer random Gemma 2 2B geometry (about 5.5 bytes per float32 weight byte), which puts the "
-              "26-layer model near 60 GiB."]
+              "are dequantized at every step by LiteRT-LM's CPU path. int8 is converted from int8 weights "
+              "(`mobile_export.int8_graph`): the TFLite converter needs about 5.5 bytes of memory per float32 "
+              "weight byte (17.0 GiB for a 1-layer 2B geometry, measured before), so a float32 2B never passes "
+              "through it; fp16 and int4 still convert a float32 model first, which for a 2B does not fit here."]
     write_section(SECTION, lines)
 
 
