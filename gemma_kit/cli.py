@@ -33,7 +33,7 @@ def main(argv=None):
 def _parser():
     from gemma_kit.models.loading import DTYPES
     from gemma_kit.sampling import STRATEGIES
-    from mobile_export.convert import QUANTIZATION
+    from mobile_export.quantize import QUANTIZATION
 
     parser = argparse.ArgumentParser(prog="gemma-kit", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -75,7 +75,7 @@ def _parser():
     p.add_argument("--format", choices=("tflite", "litertlm", "task"), help="default: from the -o extension")
     p.add_argument("--quantize", choices=QUANTIZATION, default="none",
                    help="weights: float32, or quantized (int8: dynamic int8, the one a 2B converts to on 24 GB; "
-                        "see mobile_export.convert); quantized exports report their logits error against Keras")
+                        "see mobile_export.quantize); quantized exports report their logits error against Keras")
     p.add_argument("--prefill", default="32,128", help="comma-separated prefill lengths (one signature each)")
     p.add_argument("--kv-len", type=int, default=1024, help="KV cache length: the most tokens a conversation holds")
     p.add_argument("-o", "--out", required=True)

@@ -20,11 +20,10 @@ from gemma_kit.finetune import lora
 from mobile_export import fold_dequant, graph, verify
 from mobile_export.int8_graph import Int8Weights
 from mobile_export.operators import check_builtin_only
-from mobile_export.quantize import quantize_weights
+from mobile_export.quantize import QUANTIZATION, quantize_weights
 
 DEFAULT_PREFILL = (32, 128)
 DEFAULT_KV_LEN = 1024
-QUANTIZATION = ("none", "fp16", "int8", "int4", "int4-block128")
 # What a quantized model's logits are measured on against the Keras model's.
 SAMPLE_TEXT = ("The river town woke slowly. Fishermen pulled their boats onto the gravel, and the baker "
                "opened her shutters to let the smell of bread into the street. Children ran to school along "

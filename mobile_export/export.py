@@ -27,7 +27,7 @@ FORMATS = ("tflite", "litertlm", "task")
 
 def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_KV_LEN, quantize="none"):
     """Write `out` (format from its extension unless given; weights per `quantize`, one
-    of `convert.QUANTIZATION`) and return an `Exported` (path, and for quantized weights
+    of `quantize.QUANTIZATION`) and return an `Exported` (path, and for quantized weights
     the logits error against float32 per signature)."""
     out = os.fspath(out)
     format = format or os.path.splitext(out)[1].lstrip(".")

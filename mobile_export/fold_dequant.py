@@ -14,6 +14,8 @@ import mmap
 import os
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.tools import flatbuffer_utils
 
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.files import atomic_file
@@ -21,13 +23,12 @@ from mobile_export.int8_graph import quantize_rows
 
 _ALIGN = 64
 _FLATBUFFER_LIMIT = 2**31 - 2**24  # 2 GB, less room for the tables
+_OPS = schema.BuiltinOperator
 
 
 def fold(raw_path, path, external=None):
     """Read the converted `raw_path`, write the folded model to `path` (atomically).
     `external`: buffers after the flatbuffer (default: when they would pass 2 GB)."""
-    from ai_edge_litert.tools import flatbuffer_utils
-
     with open(raw_path, "rb") as f:
         # The model's buffers are views of the mapping, which lives as long as they do.
         raw = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
@@ -41,20 +42,15 @@ def fold(raw_path, path, external=None):
 
 
 def _fold_subgraph(model, subgraph, quantized):
-    from ai_edge_litert import schema_py_generated as schema
-
-    ops = {"FULLY_CONNECTED": schema.BuiltinOperator.FULLY_CONNECTED,
-           "EMBEDDING_LOOKUP": schema.BuiltinOperator.EMBEDDING_LOOKUP,
-           "CAST": schema.BuiltinOperator.CAST, "MUL": schema.BuiltinOperator.MUL}
     kind = [_builtin(model, op) for op in subgraph.operators]
     producer = {t: i for i, op in enumerate(subgraph.operators) for t in op.outputs}
     for i, op in enumerate(subgraph.operators):
-        if kind[i] not in (ops["FULLY_CONNECTED"], ops["EMBEDDING_LOOKUP"]):
+        if kind[i] not in (_OPS.FULLY_CONNECTED, _OPS.EMBEDDING_LOOKUP):
             continue
         weight = subgraph.tensors[op.inputs[1]]
         source = producer.get(op.inputs[1])
-        if source is not None and kind[source] == ops["MUL"]:
-            chain = _cast_times_scale(model, subgraph, subgraph.operators[source], producer, kind, ops["CAST"])
+        if source is not None and kind[source] == _OPS.MUL:
+            chain = _cast_times_scale(model, subgraph, subgraph.operators[source], producer, kind)
             if chain is None:
                 continue
             q_index, scale = chain
@@ -69,8 +65,8 @@ def _fold_subgraph(model, subgraph, quantized):
             weight.buffer, scale = quantized[weight.buffer]
             weight.type = schema.TensorType.INT8
             _set_channel_scales(weight, scale)
-    _drop_dead_dequantizers(subgraph, kind, ops)
-    left = [i for i, op in enumerate(subgraph.operators) if _builtin(model, op) == ops["CAST"]
+    _drop_dead_dequantizers(subgraph, kind)
+    left = [i for i, op in enumerate(subgraph.operators) if _builtin(model, op) == _OPS.CAST
             and subgraph.tensors[op.inputs[0]].type == schema.TensorType.INT8
             and _is_constant(model, subgraph.tensors[op.inputs[0]])]
     if left:
@@ -78,14 +74,12 @@ def _fold_subgraph(model, subgraph, quantized):
                             "to float (their consumers are not FULLY_CONNECTED or EMBEDDING_LOOKUP)")
 
 
-def _cast_times_scale(model, subgraph, mul, producer, kind, cast_code):
+def _cast_times_scale(model, subgraph, mul, producer, kind):
     """(the int8 constant's tensor index, scales [rows]) if `mul` is cast(q) * scale."""
-    from ai_edge_litert import schema_py_generated as schema
-
     for a, b in (mul.inputs, mul.inputs[::-1]):
         cast = producer.get(a)
         scale = subgraph.tensors[b]
-        if cast is None or kind[cast] != cast_code or not _is_constant(model, scale):
+        if cast is None or kind[cast] != _OPS.CAST or not _is_constant(model, scale):
             continue
         q_index = subgraph.operators[cast].inputs[0]
         q = subgraph.tensors[q_index]
@@ -99,8 +93,6 @@ def _cast_times_scale(model, subgraph, mul, producer, kind, cast_code):
 
 
 def _set_channel_scales(tensor, scale):
-    from ai_edge_litert import schema_py_generated as schema
-
     quantization = schema.QuantizationParametersT()
     quantization.scale = np.asarray(scale, np.float32)
     quantization.zeroPoint = np.zeros(len(scale), np.int64)
@@ -108,12 +100,12 @@ def _set_channel_scales(tensor, scale):
     tensor.quantization = quantization
 
 
-def _drop_dead_dequantizers(subgraph, kind, ops):
+def _drop_dead_dequantizers(subgraph, kind):
     """Remove the CASTs and MULs whose outputs nothing reads any more."""
     keep = list(range(len(subgraph.operators)))
     while True:
         read = set(subgraph.outputs) | {t for i in keep for t in subgraph.operators[i].inputs}
-        dead = {i for i in keep if kind[i] in (ops["CAST"], ops["MUL"])
+        dead = {i for i in keep if kind[i] in (_OPS.CAST, _OPS.MUL)
                 and not read.intersection(subgraph.operators[i].outputs)}
         if not dead:
             break
@@ -135,8 +127,7 @@ def _drop_unused_buffers(model):
 
 
 def _builtin(model, op):
-    code = model.operatorCodes[op.opcodeIndex]
-    return max(code.builtinCode, code.deprecatedBuiltinCode)
+    return flatbuffer_utils.get_builtin_code_from_operator_code(model.operatorCodes[op.opcodeIndex])
 
 
 def _is_constant(model, tensor):
@@ -149,8 +140,6 @@ def _data(model, tensor, dtype):
 
 
 def _write(model, path, external):
-    from ai_edge_litert.tools import flatbuffer_utils
-
     payload = {i: memoryview(b.data).cast("B") for i, b in enumerate(model.buffers)
                if b.data is not None and len(b.data)}
     if external is None:

@@ -22,6 +22,8 @@ import os
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.files import atomic_file
 
+# Every weight format export offers ("none" is float32; int8 comes from `int8_graph`).
+QUANTIZATION = ("none", "fp16", "int8", "int4", "int4-block128")
 # name: (bits, granularity, how the matmuls run)
 RECIPES = {
     "fp16": (16, "CHANNELWISE", "float"),

@@ -12,10 +12,10 @@ from gemma_kit.errors import GemmaKitError
 def greedy(path, prompt_ids, max_new_tokens):
     """(new token ids, logits [steps, vocab] that chose them)."""
     interpreter = _interpreter(path)
-    fitting = [n for n in _prefill_lengths(interpreter) if n >= len(prompt_ids)]
+    lengths = _prefill_lengths(interpreter.get_signature_list())
+    fitting = [n for n in lengths if n >= len(prompt_ids)]
     if not fitting:
-        raise GemmaKitError(f"{path}: no prefill signature takes {len(prompt_ids)} tokens "
-                            f"(has {_prefill_lengths(interpreter)})")
+        raise GemmaKitError(f"{path}: no prefill signature takes {len(prompt_ids)} tokens (has {lengths})")
     out, caches = _prefill(interpreter, fitting[0], prompt_ids)
     logits = [out["logits"][0, len(prompt_ids) - 1]]
     new = [int(np.argmax(logits[-1]))]
@@ -35,7 +35,7 @@ def signature_logits(path, ids, decode_steps=16):
     `prefill_L` over `ids[:L]`, and `decode` teacher-forced over up to `decode_steps`
     ids from position `decode_start`, after a prefill of the ids before it."""
     interpreter = _interpreter(path)
-    lengths = _prefill_lengths(interpreter)
+    lengths = _prefill_lengths(interpreter.get_signature_list())
     found = {f"prefill_{n}": _prefill(interpreter, n, ids[:n])[0]["logits"][0, : min(n, len(ids))] for n in lengths}
     start = decode_start(lengths, ids)
     out, caches = _prefill(interpreter, lengths[0], ids[:start])
@@ -58,8 +58,8 @@ def _interpreter(path):
     return Interpreter(model_path=os.fspath(path))
 
 
-def _prefill_lengths(interpreter):
-    return sorted(int(n.split("_")[1]) for n in interpreter.get_signature_list() if n.startswith("prefill_"))
+def _prefill_lengths(signature_names):
+    return sorted(int(n.split("_")[1]) for n in signature_names if n.startswith("prefill_"))
 
 
 def _prefill(interpreter, length, ids):
@@ -97,6 +97,6 @@ def quantization_error(path, ids, reference):
     """{signature: logits_error} of the model at `path` over `ids` against `reference`,
     the logits [len(ids), vocab] of the model it was exported from."""
     found = signature_logits(path, ids)
-    start = decode_start([int(name.split("_")[1]) for name in found if name.startswith("prefill_")], ids)
+    start = decode_start(_prefill_lengths(found), ids)
     return {name: logits_error(reference[(start if name == "decode" else 0) :][: len(got)], got)
             for name, got in found.items()}

@@ -196,9 +196,8 @@ def _int8_weights(path):
     subgraph = next(s for s in model.subgraphs if s.name == b"decode")
     found = []
     for op in subgraph.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        if max(code.builtinCode, code.deprecatedBuiltinCode) in (schema.BuiltinOperator.FULLY_CONNECTED,
-                                                                schema.BuiltinOperator.EMBEDDING_LOOKUP):
+        code = flatbuffer_utils.get_builtin_code_from_operator_code(model.operatorCodes[op.opcodeIndex])
+        if code in (schema.BuiltinOperator.FULLY_CONNECTED, schema.BuiltinOperator.EMBEDDING_LOOKUP):
             weight = subgraph.tensors[op.inputs[1]]
             assert weight.type == schema.TensorType.INT8 and weight.quantization.quantizedDimension == 0
             q = np.frombuffer(model.buffers[weight.buffer].data, np.int8).reshape(weight.shape).astype(np.int32)
