@@ -19,6 +19,18 @@ def encode_text(tokenizer, text):
     return [int(i) for i in np.asarray(tokenizer.tokenize(text)).reshape(-1)]
 
 
+def decode(tokenizer, ids):
+    """Text of token ids (control tokens dropped by the tokenizer)."""
+    if not ids:
+        return ""
+    text = tokenizer.detokenize(np.asarray(ids, dtype="int32"))
+    if hasattr(text, "numpy"):
+        text = text.numpy()
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return str(text)
+
+
 def control_id(tokenizer, piece):
     return int(tokenizer.token_to_id(piece))
 

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from gemma_kit import chat, runtime
+from gemma_kit.chat import decode  # noqa: F401 - part of this module's API
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.sampling import Sampling
 
@@ -74,17 +75,6 @@ def stream(causal_lm, prompt_ids, max_new_tokens=256, sampling=Sampling()):
         if position + 1 == total:
             return
         logits, cache = step(np.asarray([[token]], dtype="int32"), cache, keras.ops.convert_to_tensor(position, "int32"))
-
-
-def decode(tokenizer, ids):
-    if not ids:
-        return ""
-    text = tokenizer.detokenize(np.asarray(ids, dtype="int32"))
-    if hasattr(text, "numpy"):
-        text = text.numpy()
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return str(text)
 
 
 def _cut_at_stop(ids, stop_ids):

@@ -64,16 +64,18 @@ def is_gemma3(causal_lm):
     return isinstance(causal_lm, (keras_hub.models.Gemma3CausalLM, keras_hub.models.Gemma3Backbone))
 
 
-def layer_caches(causal_lm, batch, length):
+def layer_caches(causal_lm, batch, length, zero=0):
     """Zero KV caches, one per decoder block, in the form that block's `call` takes:
     a (key, value) pair for Gemma 3, one [batch, 2, length, kv_heads, head_dim]
-    tensor for Gemma 2."""
+    tensor for Gemma 2. `zero` may be a tensor computed from the inputs, so that a
+    traced graph fills the caches at run time instead of storing them as constants."""
     backbone = causal_lm.backbone
     shape = (batch, length, backbone.num_key_value_heads, backbone.head_dim)
     dtype = backbone.compute_dtype
     if is_gemma3(causal_lm):
-        return [(keras.ops.zeros(shape, dtype), keras.ops.zeros(shape, dtype)) for _ in range(backbone.num_layers)]
-    return [keras.ops.zeros((batch, 2, *shape[1:]), dtype) for _ in range(backbone.num_layers)]
+        return [(keras.ops.full(shape, zero, dtype), keras.ops.full(shape, zero, dtype))
+                for _ in range(backbone.num_layers)]
+    return [keras.ops.full((batch, 2, *shape[1:]), zero, dtype) for _ in range(backbone.num_layers)]
 
 
 def model_cache(causal_lm, caches):

@@ -56,28 +56,45 @@ def to_tflite(causal_lm, path, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_K
     """Write the model to `path` (atomically); return an `Exported`. `in_place`: int8
     export may quantize the model's own weights (Keras int8, freeing its float32 copy),
     for a model nothing else will use."""
-    check_quantization(quantize)
-    quantized = {layer.quantization_mode for layer in causal_lm.backbone._flatten_layers() if layer.quantization_mode}
-    if quantized and quantize != "int8":
-        raise GemmaKitError(f"the model's weights are quantized in Keras ({', '.join(sorted(quantized))}): "
-                            "export it with quantize='int8'")
+    check_quantization(quantize, causal_lm)
+
+    def build(table):
+        return graph.signatures(causal_lm, prefill_lengths, kv_len, table)
+
     if quantize == "none":
-        _convert(causal_lm, path, prefill_lengths, kv_len)
+        write_tflite(causal_lm, path, build)
         return Exported(os.fspath(path))
     ids = sample_ids(causal_lm)
     reference = forward.logits(causal_lm, [ids])[0]
     runtime.forget_compiled(causal_lm)  # the compiled forward pass holds every weight
+    write_tflite(causal_lm, path, build, quantize, in_place)
+    return Exported(os.fspath(path), quantize, verify.quantization_error(path, ids, reference))
+
+
+def keras_quantized(causal_lm):
+    """The Keras quantization modes in the model's layers (empty for a float model)."""
+    return {layer.quantization_mode for layer in causal_lm.backbone._flatten_layers() if layer.quantization_mode}
+
+
+def write_tflite(causal_lm, path, build, quantize="none", in_place=False):
+    """Convert the signatures `build(table)` makes ({name: concrete function}; `table()`
+    gives the embedding table to use, or None for the model's own) to `path`, builtin
+    operators only, weights per `quantize`. int8 is converted from int8 weights
+    (`int8_graph`), folded into dynamic-range weights; `in_place` lets a float model be
+    quantized in Keras first, freeing its float32 weights (for a model nothing else
+    will use). Other formats quantize the float32 file."""
+    check_quantization(quantize, causal_lm)
+    if quantize == "none":
+        return _convert(causal_lm, path, build)
+    if quantize == "int8" and in_place and not keras_quantized(causal_lm):
+        lora.quantize(causal_lm, "int8")
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as scratch:
-        converted = os.path.join(scratch, "converted.tflite")
+        converted = _convert(causal_lm, os.path.join(scratch, "converted.tflite"), build, int8=quantize == "int8")
         if quantize == "int8":
-            if in_place and not quantized:
-                lora.quantize(causal_lm, "int8")
-            _convert(causal_lm, converted, prefill_lengths, kv_len, int8=True)
             fold_dequant.fold(converted, path)
         else:
-            _convert(causal_lm, converted, prefill_lengths, kv_len)
             quantize_weights(converted, path, quantize)
-    return Exported(os.fspath(path), quantize, verify.quantization_error(path, ids, reference))
+    return os.fspath(path)
 
 
 def sample_ids(causal_lm):
@@ -86,11 +103,11 @@ def sample_ids(causal_lm):
     return encode_prompt(causal_lm.preprocessor.tokenizer, SAMPLE_TEXT, as_chat=False)
 
 
-def _convert(causal_lm, path, prefill_lengths, kv_len, int8=False):
+def _convert(causal_lm, path, build, int8=False):
     import tensorflow as tf
 
     with tempfile.TemporaryDirectory() as saved:
-        signature_keys = _save(causal_lm, saved, prefill_lengths, kv_len, int8)
+        signature_keys = _save(causal_lm, saved, build, int8)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=signature_keys)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         # Folding an RMSNorm scale into the next layer's weights multiplies the columns
@@ -108,7 +125,7 @@ def _convert(causal_lm, path, prefill_lengths, kv_len, int8=False):
     return os.fspath(path)
 
 
-def _save(causal_lm, folder, prefill_lengths, kv_len, int8):
+def _save(causal_lm, folder, build, int8):
     """Save the signatures as a SavedModel in `folder`; return their names. The traced
     functions and int8 weight copies die with this call, before the converter runs."""
     import tensorflow as tf
@@ -117,16 +134,20 @@ def _save(causal_lm, folder, prefill_lengths, kv_len, int8):
     if int8:
         weights = Int8Weights(causal_lm.backbone)
         with weights.traced():
-            functions = graph.signatures(causal_lm, prefill_lengths, kv_len, weights.table)
+            functions = build(weights.table)
         module.weights = weights.variables
     else:
-        functions = graph.signatures(causal_lm, prefill_lengths, kv_len)
+        functions = build(None)
         # The weights as variables of the module, so the SavedModel stores them beside the graph.
         module.weights = [v.value for v in causal_lm.backbone.weights]
     tf.saved_model.save(module, folder, signatures=functions)
     return list(functions)
 
 
-def check_quantization(quantize):
+def check_quantization(quantize, causal_lm=None):
     if quantize not in QUANTIZATION:
         raise GemmaKitError(f"quantization {quantize!r} is not one of {', '.join(QUANTIZATION)}")
+    quantized = keras_quantized(causal_lm) if causal_lm is not None else None
+    if quantized and quantize != "int8":
+        raise GemmaKitError(f"the model's weights are quantized in Keras ({', '.join(sorted(quantized))}): "
+                            "export it with quantize='int8'")

@@ -7,18 +7,15 @@ loaded model as a keras-hub preset written to a temporary folder (LoRA adapters 
 on save).
 """
 
-import collections
 import dataclasses
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
 import keras
 
 from gemma_kit.errors import GemmaKitError
-from mobile_export import bundle
+from mobile_export import bundle, tf_process
 from mobile_export.convert import DEFAULT_KV_LEN, DEFAULT_PREFILL, Exported, check_quantization, to_tflite
 from mobile_export.graph import checked_lengths
 
@@ -43,7 +40,7 @@ def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFA
     # A model loaded here is this call's own, and int8 export may quantize it in place.
     owned = isinstance(model, (str, os.PathLike))
     causal_lm = load_model(model) if owned else model
-    _check_supported(causal_lm)
+    check_supported(causal_lm)
     if format == "tflite":
         return to_tflite(causal_lm, out, lengths, kv_len, quantize, in_place=owned)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out))) as scratch:
@@ -62,7 +59,7 @@ def write_bundle(causal_lm, tflite_path, out, format, kv_len):
     return bundle.write_litertlm(out, tflite_path, proto, ids, kv_len)
 
 
-def _check_supported(causal_lm):
+def check_supported(causal_lm):
     import keras_hub
 
     if not isinstance(causal_lm, (keras_hub.models.GemmaCausalLM, keras_hub.models.Gemma3CausalLM)):
@@ -72,50 +69,14 @@ def _check_supported(causal_lm):
 
 
 def _in_tensorflow(model, out, format, lengths, kv_len, quantize):
-    with tempfile.TemporaryDirectory() as scratch:
-        if not isinstance(model, (str, os.PathLike)):
-            from gemma_kit.finetune.lora import save_preset
-
-            _check_supported(model)
-            model = save_preset(model, os.path.join(scratch, "preset"))
-        command = [sys.executable, "-m", "mobile_export.export", os.fspath(model), out, format,
-                   ",".join(map(str, lengths)), str(kv_len), quantize]
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        # oneDNN's CPU allocator keeps freed buffers for TensorFlow's reuse (a 2B's float32
-        # weights, 10 GB, stayed resident after int8 quantization); without it they go back
-        # to the system before the converter runs.
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0",
-               "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        # The child's stdout goes to a file, so that only stderr is read while it runs: the
-        # converter's and quantizer's progress goes on to this process's stderr, and its
-        # end is kept for the error message.
-        with open(os.path.join(scratch, "stdout"), "w+") as stdout_file:
-            child = subprocess.Popen(command, stdout=stdout_file, stderr=subprocess.PIPE, text=True, env=env)
-            tail = collections.deque(maxlen=30)
-            for line in child.stderr:
-                sys.stderr.write(line)
-                tail.append(line)
-            returncode = child.wait()
-            stdout_file.seek(0)
-            stdout = stdout_file.read()
-    if returncode not in (0, 2):
-        raise GemmaKitError(f"export in a TensorFlow process failed (exit code {returncode}):\n{''.join(tail)}")
-    # The last line is the result; the quantizer prints its summary before it.
-    result = json.loads(stdout.strip().splitlines()[-1])
-    if returncode:
-        raise GemmaKitError(result["error"])
-    return Exported(**result)
+    args = [out, format, ",".join(map(str, lengths)), kv_len, quantize]
+    return Exported(**tf_process.run("mobile_export.export", model, args, check_supported))
 
 
 def _main(argv):
     source, out, format, lengths, kv_len, quantize = argv
-    try:
-        exported = export(source, out, format, [int(n) for n in lengths.split(",")], int(kv_len), quantize)
-    except GemmaKitError as e:
-        print(json.dumps({"error": str(e)}))
-        return 2
-    print(json.dumps(dataclasses.asdict(exported)))
-    return 0
+    return tf_process.child_main(lambda: dataclasses.asdict(
+        export(source, out, format, [int(n) for n in lengths.split(",")], int(kv_len), quantize)))
 
 
 if __name__ == "__main__":

@@ -44,18 +44,13 @@ def step_function(causal_lm, table=None):
         # Gemma 3 blocks take (key, value); Gemma 2 blocks one stacked tensor.
         caches = pairs if runtime.is_gemma3(causal_lm) else [tf.stack(p, axis=1) for p in pairs]
         embeddings = tf.cast(table(), backbone.compute_dtype)
-        x = _lookup(embeddings, tf.reshape(tokens, [-1]))
-        x = tf.reshape(x, [1, -1, backbone.hidden_dim]) * tf.cast(tf.sqrt(float(backbone.hidden_dim)), x.dtype)
-        x, new = runtime.run_blocks(backbone, x, caches, input_pos[0])
+        x, new = runtime.run_blocks(backbone, embed(backbone, embeddings, tokens), caches, input_pos[0])
         # x @ E^T as a 2-D matmul, which the converter maps to FULLY_CONNECTED on E itself
         # (also when E is computed, as int8 export's dequantized table is); keras-hub's
         # reversed embedding would fold in a transposed copy of E.
         flat = tf.reshape(backbone.layer_norm(x), [-1, backbone.hidden_dim])
         logits = tf.reshape(tf.matmul(flat, embeddings, transpose_b=True), [1, -1, embeddings.shape[0]])
-        cap = getattr(backbone.token_embedding, "logit_soft_cap", None)
-        if cap:
-            logits = tf.tanh(logits / cap) * cap
-        outputs = {"logits": tf.cast(logits, tf.float32)}
+        outputs = {"logits": tf.cast(soft_cap(backbone, logits), tf.float32)}
         for i, cache in enumerate(new):
             k, v = cache if isinstance(cache, tuple) else (cache[:, 0], cache[:, 1])
             flat = [1, -1, backbone.num_key_value_heads * backbone.head_dim]
@@ -63,6 +58,22 @@ def step_function(causal_lm, table=None):
         return outputs
 
     return step
+
+
+def embed(backbone, embeddings, tokens):
+    """Scaled embeddings [rows, length, hidden] of int32 `tokens` [rows, length]."""
+    import tensorflow as tf
+
+    x = tf.reshape(_lookup(embeddings, tf.reshape(tokens, [-1])), [*tokens.shape, backbone.hidden_dim])
+    return x * tf.cast(tf.sqrt(float(backbone.hidden_dim)), x.dtype)
+
+
+def soft_cap(backbone, logits):
+    """Gemma 2's final logit soft cap (none for Gemma 3)."""
+    import tensorflow as tf
+
+    cap = getattr(backbone.token_embedding, "logit_soft_cap", None)
+    return tf.tanh(logits / cap) * cap if cap else logits
 
 
 def _lookup(table, ids):

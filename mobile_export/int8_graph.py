@@ -108,10 +108,14 @@ class Int8Weights:
             found += [q, scale]
         return found + [v.value for v in self.kept]
 
-    def table(self):
+    def table(self, ids=None):
+        """The dequantized embedding table, or only its rows `ids` (gathered while int8)."""
         import tensorflow as tf
 
-        return tf.cast(self.table_q, tf.float32) * self.table_scale
+        q, scale = self.table_q, self.table_scale
+        if ids is not None:
+            q, scale = tf.gather(q, ids), tf.gather(scale, ids)
+        return tf.cast(q, tf.float32) * scale
 
     @contextlib.contextmanager
     def traced(self):

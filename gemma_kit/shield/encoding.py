@@ -15,9 +15,8 @@ never cut. The result is still the exact template filled with the shortened cont
 
 import dataclasses
 
-from gemma_kit.chat import control_id, encode_text
+from gemma_kit.chat import control_id, decode, encode_text
 from gemma_kit.errors import GemmaKitError
-from gemma_kit.generation import decode
 from gemma_kit.shield.policies import END, START, template_parts
 
 ELISION = " [...] "
