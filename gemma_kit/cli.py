@@ -33,6 +33,7 @@ def main(argv=None):
 def _parser():
     from gemma_kit.models.loading import DTYPES
     from gemma_kit.sampling import STRATEGIES
+    from gemma_kit.models.gguf_export import GGUF_QUANTIZATION
     from mobile_export.quantize import QUANTIZATION
 
     parser = argparse.ArgumentParser(prog="gemma-kit", description=__doc__)
@@ -71,14 +72,23 @@ def _parser():
     p.add_argument("--top-k", type=int, default=10, help="contexts per feature")
     p.add_argument("-o", "--out", required=True, help="folder to write (replaced if it exists)")
     _finetune_command(command)
-    p = command("export", _export, "LiteRT prefill/decode model or .litertlm / .task bundle for on-device runtimes")
-    p.add_argument("--format", choices=("tflite", "litertlm", "task"), help="default: from the -o extension")
-    p.add_argument("--quantize", choices=QUANTIZATION, default="none",
-                   help="weights: float32, or quantized (int8: dynamic int8, the one a 2B converts to on 24 GB; "
-                        "see mobile_export.quantize); quantized exports report their logits error against Keras")
+    p = command("export", _export, "LiteRT prefill/decode model, .litertlm / .task bundle for on-device runtimes, "
+                                   "or GGUF for llama.cpp / Ollama")
+    p.add_argument("--format", choices=("tflite", "litertlm", "task", "gguf"), help="default: from the -o extension")
+    p.add_argument("--quantize", choices=sorted({*QUANTIZATION, *GGUF_QUANTIZATION}),
+                   help="LiteRT weights (default none, float32; int8: dynamic int8, the one a 2B converts to on "
+                        "24 GB; see mobile_export.quantize; quantized exports report their logits error against "
+                        "Keras), or GGUF matrices: f16 (default), q8_0, f32")
     p.add_argument("--prefill", default="32,128", help="comma-separated prefill lengths (one signature each)")
     p.add_argument("--kv-len", type=int, default=1024, help="KV cache length: the most tokens a conversation holds")
     p.add_argument("-o", "--out", required=True)
+    p = command("export-guard", _export_guard, "on-device safety classifier: guard.tflite, tokenizer.model, "
+                                               "guard.json (see mobile_export.guard)")
+    p.add_argument("--policies", default="dangerous,harassment,hate,sexual", help="comma-separated policy names")
+    p.add_argument("--quantize", choices=("none", "int8"), default="none")
+    p.add_argument("--prompt-length", type=int, default=512, help="most tokens of a prompt-only screening prompt")
+    p.add_argument("--response-length", type=int, default=1024, help="most tokens of a prompt-response prompt")
+    p.add_argument("-o", "--out", required=True, help="folder to write (replaced if it exists)")
     return parser
 
 
@@ -265,6 +275,9 @@ def _export(args):
 
     from gemma_kit.errors import GemmaKitError
 
+    if (args.format or os.path.splitext(args.out)[1].lstrip(".")) == "gguf":
+        return _export_gguf(args)
+    args.quantize = args.quantize or "none"
     try:
         lengths = [int(n) for n in args.prefill.split(",")]
     except ValueError:
@@ -278,6 +291,28 @@ def _export(args):
         for signature, error in exported.error.items():
             print(f"  {signature:<12} max |logit diff| {error['max_abs']:.4f}  top-1 agreement {error['top1']:.3f}  "
                   f"KL {error['kl']:.5f}")
+    return 0
+
+
+def _export_gguf(args):
+    from gemma_kit.models.gguf_export import export_gguf
+
+    path = export_gguf(_load(args), args.out, args.quantize or "f16")
+    print(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB): run it with llama.cpp, or `ollama create` "
+          "from a Modelfile whose FROM line names it")
+    return 0
+
+
+def _export_guard(args):
+    from mobile_export.guard import export_guard
+
+    lengths = {"prompt": args.prompt_length, "response": args.response_length}
+    guard = export_guard(args.model, args.out, args.policies.split(","), lengths, args.quantize)
+    size = os.path.getsize(os.path.join(guard.path, "guard.tflite"))
+    print(f"wrote {guard.path}/ (guard.tflite {size / 2**20:.1f} MiB, tokenizer.model, guard.json)")
+    for use, error in guard.error.items():
+        print(f"  {use}: int8 scores against Keras on sample texts: max |diff| {error['max_abs']:.4f}, "
+              f"verdict agreement {error['agreement']:.2f}")
     return 0
 
 

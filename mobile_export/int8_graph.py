@@ -22,21 +22,7 @@ import keras
 import numpy as np
 
 from gemma_kit.errors import GemmaKitError
-
-
-def matrix_form(equation):
-    """For an EinsumDense equation "x,kernel->out" whose input ends in the contracted
-    axes and whose output is the input's other axes then the kernel's free ones:
-    (the kernel axis order that lays it out as [free (in output order), contracted],
-    the number of free axes). Gemma's projections are all of this form."""
-    operands, out = equation.split("->")
-    x, kernel = operands.split(",")
-    contracted = [c for c in x if c in kernel]
-    batch = [c for c in x if c not in kernel]
-    free = [c for c in out if c in kernel]
-    if x != "".join(batch + contracted) or out != "".join(batch + free) or len(free) + len(contracted) != len(kernel):
-        raise GemmaKitError(f"int8 export: einsum {equation!r} is not a matmul over the input's last axes")
-    return [kernel.index(c) for c in free + contracted], len(free)
+from gemma_kit.models.layout import as_matrix, matrix_form
 
 
 def quantize_rows(matrix, chunk=4096):
@@ -72,17 +58,17 @@ class Int8Weights:
             shape = [layer._kernel.shape[i] for i in order]
             rows = math.prod(shape[:n_free])
             if layer.quantization_mode == "int8":
-                q = _as_matrix(layer._kernel, order, rows)
+                q = as_matrix(layer._kernel, order, rows)
                 scale = 1.0 / np.asarray(layer.kernel_scale, np.float32).reshape(-1)
                 if scale.size != rows:
                     raise GemmaKitError(f"int8 export: {layer.path} has {scale.size} kernel scales, not one per "
                                         f"output channel ({rows})")
                 if layer.lora_enabled:  # a QLoRA adapter: merged into the dequantized weights
                     lora = np.matmul(np.asarray(layer.lora_kernel_a), np.asarray(layer.lora_kernel_b))
-                    merged = q * scale[:, None] + _as_matrix(lora * (layer.lora_alpha / layer.lora_rank), order, rows)
+                    merged = q * scale[:, None] + as_matrix(lora * (layer.lora_alpha / layer.lora_rank), order, rows)
                     q, scale = quantize_rows(merged)
             elif layer.quantization_mode is None:
-                q, scale = quantize_rows(_as_matrix(layer.kernel, order, rows))  # `kernel` includes a LoRA adapter
+                q, scale = quantize_rows(as_matrix(layer.kernel, order, rows))  # `kernel` includes a LoRA adapter
             else:
                 raise GemmaKitError(f"int8 export: {layer.path} is quantized as {layer.quantization_mode}; "
                                     "export takes float or Keras int8 weights")
@@ -132,11 +118,6 @@ class Int8Weights:
             for layer in patched:
                 for name in ("call", "quantized_call"):
                     layer.__dict__.pop(name, None)
-
-
-def _as_matrix(kernel, order, rows):
-    """A kernel as [out, in]: its free axes (in output order), then its contracted ones."""
-    return np.transpose(np.asarray(kernel), order).reshape(rows, -1)
 
 
 def _matmul(q, scale, free_shape, n_contracted):

@@ -130,3 +130,30 @@ def test_export_writes_a_bundle_and_reports_int8_error(tmp_path):
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == (
         "gemma-kit: error: prefill lengths [64] must be between 1 and the KV cache length 32")
     assert not (tmp_path / "x.tflite").exists()
+
+
+def test_export_gguf_runs_like_the_source(tmp_path):
+    """`--format gguf` from the extension: the written file loads back with the source's
+    weights (f32), and a LiteRT-only weight format is refused by name."""
+    import numpy as np
+
+    import gemma_kit
+
+    out = run("export", "--model", TINY, "--quantize", "f32", "-o", str(tmp_path / "tiny.gguf"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"wrote {tmp_path / 'tiny.gguf'} (")
+    ids = [[2, 40, 50, 60, 70]]
+    assert np.array_equal(gemma_kit.logits(gemma_kit.load_model(str(tmp_path / "tiny.gguf")), ids),
+                          gemma_kit.logits(gemma_kit.load_model(TINY), ids))
+    bad = run("export", "--model", TINY, "--format", "gguf", "--quantize", "int4", "-o", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "GGUF quantization 'int4' is not one of f16, q8_0, f32" in bad.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_export_guard_writes_the_classifier_folder(tmp_path, tiny_shield_folder):
+    out = run("export-guard", "--model", str(tiny_shield_folder), "--policies", "dangerous,hate",
+              "--prompt-length", "256", "--response-length", "320", "-o", str(tmp_path / "guard"))
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in (tmp_path / "guard").iterdir()) == ["guard.json", "guard.tflite", "tokenizer.model"]
+    config = json.loads((tmp_path / "guard" / "guard.json").read_text())
+    assert [p["key"] for p in config["policies"]] == ["dangerous", "hate"]
