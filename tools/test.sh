@@ -5,8 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
-# Debian's Chromium opens the Gemma Scope dashboards in the tests.
+# Debian's Chromium opens the Gemma Scope dashboards and the browser page in the tests;
+# the page's runtime (LiteRT.js) and its driver (playwright-core) come from npm.
 command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+(cd mobile_export/web && npm ci --no-audit --no-fund --loglevel=error)
 export TF_CPP_MIN_LOG_LEVEL=3 PYTHONDONTWRITEBYTECODE=1
 status=0
 KERAS_BACKEND=jax .venv/bin/python -m pytest -q -p no:cacheprovider tests || status=1
