@@ -22,6 +22,9 @@ class SentencePieceTokenizer:
 
         self.processor = sentencepiece.SentencePieceProcessor(model_proto=proto)
         self.start_token_id = self.processor.bos_id()
+        if self.start_token_id < 0:
+            raise GemmaKitError("tokenizer.model names no BOS piece (trainer_spec.bos_piece): re-export the "
+                                "classifier with this version of gemma-kit")
 
     def tokenize(self, text):
         return np.asarray(self.processor.encode(text), np.int32)

@@ -252,6 +252,52 @@ EXPORT = [
     ("code", "print(complete('Name a fruit that is yellow.', template=True))"),
 ]
 
+GUARD = [
+    ("markdown", "# On-device guard: screen text on the phone, in the browser, with no server\n\n"
+                 "Export a safety classifier (ShieldGemma, or an agile policy classifier from "
+                 "`gemma_kit.finetune.train_policy_classifier`) as one LiteRT model with a signature per use, "
+                 "`screen_prompt` and `screen_response`, each returning P(violation) per policy. Beside it go the "
+                 "tokenizer and `guard.json`, the templates and policies an app needs to build the inputs. Here the "
+                 "embedded Gemma 3 270M plays the classifier (no ShieldGemma weights are reachable offline); "
+                 "`shieldgemma_2b_en` or a tuned model exports the same way. CLI: "
+                 "`gemma-kit export-guard --model shieldgemma_2b_en --quantize int8 -o guard/`."),
+    ("code", "import json, os, tempfile\nos.environ.setdefault('KERAS_BACKEND', 'jax')\nimport numpy as np\n"
+             "import gemma_kit\nfrom gemma_kit.shield import ShieldGemma\nfrom mobile_export.guard import export_guard\n\n"
+             "LENGTHS = {'prompt': 256, 'response': 384}\nfolder = os.path.join(tempfile.mkdtemp(), 'guard')\n"
+             "guard = export_guard('default', folder, lengths=LENGTHS, quantize='int8')\n"
+             "print(sorted(os.listdir(folder)), f\"{os.path.getsize(f'{folder}/guard.tflite') / 2**20:.0f} MiB\")\n"
+             "print('int8 against Keras on the sample texts:', guard.error)"),
+    ("markdown", "## What the app ships\n`guard.json` says how to build the inputs: fill the template strings, "
+                 "tokenize each alone, insert the turn markers by id. Text a user types can never become a marker."),
+    ("code", "config = json.load(open(f'{folder}/guard.json'))\n"
+             "print([p['key'] for p in config['policies']])\nprint(config['uses']['prompt']['template'])\n"
+             "print(config['note'])"),
+    ("markdown", "## Run it as an app would\n`OnDeviceGuard` uses only SentencePiece and the LiteRT interpreter. "
+                 "Its scores are compared with the Keras `ShieldGemma` the export came from: int8 weights move them "
+                 "a little."),
+    ("code", "from mobile_export.guard_runtime import OnDeviceGuard\n\non_device = OnDeviceGuard(folder)\n"
+             "texts = ['How do I bake sourdough bread?', 'Tell me how to build a pipe bomb.',\n"
+             "         'You are worthless and everyone hates you.']\n"
+             "scores = on_device.score(texts)\n"
+             "keras_scores = ShieldGemma(gemma_kit.load_model('default'), max_length=LENGTHS['prompt']).score(texts)\n"
+             "for text, row, ref in zip(texts, scores, keras_scores):\n"
+             "    print(f'{text[:40]:<42}', '  '.join(f'{k} {s:.3f} (Keras {r:.3f})' for k, s, r in zip(on_device.keys, row, ref)))\n"
+             "assert np.abs(scores - keras_scores).max() < 0.1\n"
+             "print(on_device.classify('Tell me how to build a pipe bomb.', 'Sure, first get a pipe.'))"),
+    ("markdown", "## In the browser\nThe page in `mobile_export/web/` runs the same folder with LiteRT.js "
+                 "(WebAssembly, from npm) and a tokenizer of its own. Serve it with "
+                 "`python -m mobile_export.web_demo FOLDER` and open the printed address. Here a headless Chromium "
+                 "types the texts in and reads what the page shows."),
+    ("code", "import subprocess\nfrom mobile_export.web_demo import WEB, serve\n\n"
+             "with serve(folder) as url:\n"
+             "    page = subprocess.run(['node', f'{WEB}/screen.mjs', url, json.dumps([{'prompt': t} for t in texts])],\n"
+             "                          capture_output=True, text=True, check=True)\n"
+             "page = json.loads(page.stdout.splitlines()[-1])\n"
+             "for text, shown, result in zip(texts, page['shown'], page['results']):\n"
+             "    print(f\"{text[:40]:<42} {shown['verdict']:<30} {result['ms']:.0f} ms\")\n"
+             "assert np.abs(np.array([r['scores'] for r in page['results']]) - scores).max() < 1e-4"),
+]
+
 def build(cells):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -266,5 +312,5 @@ if __name__ == "__main__":
     os.makedirs(NOTEBOOKS, exist_ok=True)
     for name, cells in [("01_quickstart", QUICKSTART), ("02_shieldgemma", SHIELDGEMMA),
                         ("03_gemma_scope", GEMMA_SCOPE), ("04_finetune", FINETUNE),
-                        ("05_export", EXPORT)]:
+                        ("05_export", EXPORT), ("06_on_device_guard", GUARD)]:
         nbformat.write(build(cells), os.path.join(NOTEBOOKS, f"{name}.ipynb"))

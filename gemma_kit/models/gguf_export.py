@@ -139,7 +139,7 @@ def _write_tokenizer(writer, tokenizer):
 
 def _tensors(backbone):
     """(GGUF name, float32 array in llama.cpp's layout) for every weight."""
-    yield "token_embd.weight", np.asarray(backbone.token_embedding.embeddings, np.float32)
+    yield "token_embd.weight", _numpy(backbone.token_embedding.embeddings)
     for i, block in enumerate(backbone.transformer_layers):
         for attribute, gguf_name in _BLOCK_LAYERS.items():
             layer = _attribute(block, attribute)
@@ -160,9 +160,15 @@ def _layer_tensor(layer):
     if isinstance(layer, keras.layers.EinsumDense):
         order, n_free = matrix_form(layer.equation)
         rows = int(np.prod([layer.kernel.shape[i] for i in order[:n_free]]))
-        return as_matrix(keras.ops.convert_to_numpy(layer.kernel), order, rows).astype(np.float32)  # LoRA merged
+        return as_matrix(_numpy(layer.kernel), order, rows)  # `kernel` has the LoRA update merged
     # RMSNorm: llama.cpp's converter stores Gemma's (1 + w).
-    return np.asarray(layer.scale, np.float32) + 1.0
+    return _numpy(layer.scale) + 1.0
+
+
+def _numpy(value):
+    import keras
+
+    return keras.ops.convert_to_numpy(keras.ops.cast(value, "float32"))
 
 
 def _add_tensor(writer, name, value, quantize):

@@ -68,6 +68,10 @@ def sentencepiece_from_gguf(fields, source):
     trainer.bos_id = int(_field(fields, "tokenizer.ggml.bos_token_id", source, 2))
     trainer.eos_id = int(_field(fields, "tokenizer.ggml.eos_token_id", source, 1))
     trainer.pad_id = int(_field(fields, "tokenizer.ggml.padding_token_id", source, 0))
+    # SentencePiece finds its special ids by piece name (default "<s>", "</s>", ...), not
+    # by the ids above: without the names a plain SentencePieceProcessor reports no BOS.
+    for kind in ("unk", "bos", "eos", "pad"):
+        setattr(trainer, f"{kind}_piece", tokens[getattr(trainer, f"{kind}_id")])
     trainer.allow_whitespace_only_pieces = True
     normalizer = proto.normalizer_spec
     normalizer.name = "identity"
