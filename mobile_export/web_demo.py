@@ -31,6 +31,13 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             return os.path.join(self.model, base) if base in ("guard.json", "guard.tflite", "tokenizer.model") else ""
         return super().translate_path(path)
 
+    def end_headers(self):
+        # Cross-origin isolation lets the page share memory between WebAssembly threads:
+        # LiteRT.js then runs its threaded build on every core.
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
     def log_message(self, *args):
         pass
 

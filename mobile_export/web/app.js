@@ -11,7 +11,8 @@ window.gemmaKit = {loadMs: null, results: []};
 try {
   const guard = await Guard.load(modelUrl, new URL("./node_modules/@litertjs/core/wasm/", location.href).href);
   window.gemmaKit.loadMs = performance.now() - started;
-  $("status").textContent = `ready: ${guard.keys.length} policies, loaded in ${Math.round(window.gemmaKit.loadMs)} ms, running on this device (WebAssembly CPU)`;
+  window.gemmaKit.threads = guard.threads ? navigator.hardwareConcurrency : 1;
+  $("status").textContent = `ready: ${guard.keys.length} policies, loaded in ${Math.round(window.gemmaKit.loadMs)} ms, running on this device (WebAssembly CPU, ${guard.threads ? navigator.hardwareConcurrency + " threads" : "1 thread"})`;
   $("screen").disabled = false;
   $("screen").addEventListener("click", async () => {
     $("screen").disabled = true;

@@ -17,12 +17,16 @@ export class Guard {
       fetch(base + "tokenizer.model").then((r) => checked(r, "tokenizer.model").arrayBuffer()),
     ]);
     if (config.format !== "gemma-kit-guard/1") throw new Error(`guard.json: format ${config.format}, expected gemma-kit-guard/1`);
-    await loadLiteRt(wasmUrl);
-    const model = await loadAndCompile(base + "guard.tflite", {accelerator: "wasm"});
-    return new Guard(config, new SentencePiece(tokenizer), model);
+    // Threads need a cross-origin isolated page (the COOP / COEP headers web_demo sends).
+    const threads = self.crossOriginIsolated === true;
+    await loadLiteRt(wasmUrl, {threads});
+    const model = await loadAndCompile(base + "guard.tflite", {
+      accelerator: "wasm", cpuOptions: {numThreads: threads ? navigator.hardwareConcurrency : 1}});
+    return new Guard(config, new SentencePiece(tokenizer), model, threads);
   }
 
-  constructor(config, tokenizer, model) {
+  constructor(config, tokenizer, model, threads) {
+    this.threads = threads;
     this.config = config;
     this.tokenizer = tokenizer;
     this.model = model;

@@ -9,8 +9,8 @@ response in the prompt-response form. Export: `export_guard("default", ...)` wit
 default lengths (512 / 1024 tokens), in its own TensorFlow process (its peak RSS).
 Keras: `ShieldGemma(max_length=<the same>)` on JAX, compiled, one warm run. Interpreter:
 `OnDeviceGuard` (ai_edge_litert, 2 threads), one warm run. Browser: the page
-(mobile_export/web) in headless Debian Chromium, LiteRT.js on WebAssembly CPU, texts
-typed by playwright-core; time to first score counts from the page's start (model
+(mobile_export/web) in headless Debian Chromium, LiteRT.js on WebAssembly CPU (threaded:
+the page is served cross-origin isolated), texts typed by playwright-core; time to first score counts from the page's start (model
 download from localhost and compilation included). Writes its section of
 docs/benchmarks.md.
 """
@@ -89,7 +89,7 @@ def browser(folder):
     page = json.loads(out.stdout.strip().splitlines()[-1])
     results = page["results"]
     n = len(PROMPTS)
-    return {"load_ms": page["loadMs"], "first_ms": results[0]["sinceStartMs"],
+    return {"load_ms": page["loadMs"], "first_ms": results[0]["sinceStartMs"], "threads": page["threads"],
             "uses": {use: ([r["scores"] for r in results[i * n:(i + 1) * n]],
                            # the first text's time includes the first run's set-up
                            statistics.mean(r["ms"] for r in results[i * n + (i == 0):(i + 1) * n]) / 1000)
@@ -133,7 +133,8 @@ def main():
         *[f"| Keras ShieldGemma (JAX) | float32 | {use} | {1 / s:.2f} | {1000 * s:.0f} | 1.00x | 0 | 1.00 |"
           for use, (_, s) in keras["uses"].items()],
         "",
-        f"Browser page (int8, headless Chromium, WebAssembly CPU; no WebGPU adapter there): ready "
+        f"Browser page (int8, headless Chromium, LiteRT.js WebAssembly CPU with {page['threads']} threads; no "
+        "WebGPU adapter there): ready "
         f"{page['load_ms'] / 1000:.1f} s after the page started (a {exports['int8']['bytes'] / 2**20:.0f} MiB model "
         f"from localhost, compiled); first score shown {page['first_ms'] / 1000:.1f} s after start.",
     ]

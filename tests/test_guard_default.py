@@ -1,0 +1,39 @@
+"""The on-device classifier made from the real default model (Gemma 3 270M): float32
+scores equal Keras ShieldGemma's, int8 stays close, on real weights."""
+
+import numpy as np
+import pytest
+from reference_strings import SHIELD_CASES
+
+from gemma_kit.shield import ShieldGemma
+from mobile_export.guard import export_guard
+from mobile_export.guard_runtime import OnDeviceGuard
+
+pytestmark = pytest.mark.slow
+LENGTHS = {"prompt": 256, "response": 320}
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("default_guard")
+    return {q: export_guard("default", root / q, lengths=LENGTHS, quantize=q) for q in ("none", "int8")}
+
+
+@pytest.mark.parametrize("use", ["prompt", "response"])
+def test_scores_against_keras(default_lm, folders, use):
+    """float32 within 1e-4 of Keras (the issue asks 1e-3); int8 within 0.05 (measured
+    0.01-0.02 here, see docs/benchmarks.md for the full comparison)."""
+    prompts = [p for p, _ in SHIELD_CASES]
+    responses = [r or "" for _, r in SHIELD_CASES] if use == "response" else None
+    expected = ShieldGemma(default_lm, max_length=LENGTHS[use]).score(prompts, responses)
+    float32 = OnDeviceGuard(folders["none"].path).score(prompts, responses)
+    int8 = OnDeviceGuard(folders["int8"].path).score(prompts, responses)
+    assert np.abs(float32 - expected).max() <= 1e-4
+    assert 1e-4 < np.abs(int8 - expected).max() <= 0.05
+    assert np.ptp(expected) > 0.05  # real weights: the scores spread, so the checks can fail
+
+
+def test_int8_export_reports_its_error(folders):
+    error = folders["int8"].error
+    assert set(error) == {"prompt", "response"}
+    assert all(e["max_abs"] <= 0.05 and e["agreement"] >= 0.75 for e in error.values())
