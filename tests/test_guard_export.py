@@ -11,7 +11,7 @@ from reference_strings import SHIELD_CASES
 
 import gemma_kit
 from gemma_kit.errors import GemmaKitError
-from gemma_kit.shield import ShieldGemma
+from gemma_kit.shield import Policy, ShieldGemma
 from gemma_kit.shield.encoding import encode
 from mobile_export.guard import export_guard
 from mobile_export.guard_runtime import OnDeviceGuard, SentencePieceTokenizer
@@ -87,12 +87,18 @@ def test_companion_alone_builds_the_kit_prompt_ids(exported, use):
 
 def test_int8_classifier_reports_its_agreement(tmp_path):
     """int8 weights: a smaller file whose scores stay near Keras', with the error and
-    verdict agreement at 0.5 reported on the export's sample texts."""
+    verdict agreement at 0.5 reported on the export's sample texts. One policy is an
+    agile classifier's own (a `Policy`, handed to the TensorFlow process)."""
     from tiny_models import save_shield_model
 
     save_shield_model("gemma3", tmp_path, (FIXTURES / "tiny_shield_tokenizer.model").read_bytes())
-    float_guard = export_guard(str(tmp_path), tmp_path / "float", POLICIES[:2], {"prompt": 256})
-    guard = export_guard(str(tmp_path), tmp_path / "int8", POLICIES[:2], {"prompt": 256}, quantize="int8")
+    policies = [POLICIES[0], Policy("Spoilers", "reveals how a book, film or series ends.", "spoilers")]
+    float_guard = export_guard(str(tmp_path), tmp_path / "float", policies, {"prompt": 256})
+    guard = export_guard(str(tmp_path), tmp_path / "int8", policies, {"prompt": 256}, quantize="int8")
+    config = json.load(open(tmp_path / "int8" / "guard.json"))
+    assert [p["guideline"]["prompt"] for p in config["policies"]][1] == policies[1].guideline()
+    expected = ShieldGemma(gemma_kit.load_model(str(tmp_path)), max_length=256).score(TEXTS[0][0], policies=policies)
+    np.testing.assert_allclose(OnDeviceGuard(float_guard).score(TEXTS[0][0]), expected, atol=1e-5)
     assert set(guard.error) == {"prompt"}
     assert 1e-4 < guard.error["prompt"]["max_abs"] <= 0.05
     assert 0 <= guard.error["prompt"]["agreement"] <= 1
