@@ -1,7 +1,8 @@
 """`export_guard`: a ShieldGemma (or agile policy) classifier as a folder an app ships:
 
     guard.tflite     `screen_prompt` and `screen_response` signatures (`guard_graph`),
-                     P(violation) per policy, at fixed maximum lengths
+                     P(violation) per policy, at fixed maximum lengths; shorter
+                     copies (`screen_prompt_128`, ...) for texts that fit them
     tokenizer.model  the kit's SentencePiece model (turn markers are control pieces,
                      so typed text never becomes one)
     guard.json       what an app needs to build the inputs: the templates, the policies
@@ -22,11 +23,14 @@ import numpy as np
 
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.files import atomic_folder
-from mobile_export import tf_process
+from mobile_export import guard_graph, tf_process
 from mobile_export.convert import Exported
 
 from mobile_export.guard_runtime import FORMAT
 DEFAULT_LENGTHS = {"prompt": 512, "response": 1024}
+# Shorter prefix lengths exported beside each use's maximum: a short text runs a short
+# graph (the prefix is padded to its signature's length).
+PREFIX_BUCKETS = (128, 256, 512, 1024, 2048)
 GUARD_QUANTIZATION = ("none", "int8")
 # Scored in Keras and on the exported file, to report a quantized file's error.
 SAMPLES = (
@@ -62,7 +66,6 @@ def export_guard(model, out, policies=None, lengths=None, quantize="none"):
 def _export(model, out, policies, lengths, quantize):
     from gemma_kit.models import load_model
     from gemma_kit.shield import ShieldGemma, encoding, scoring
-    from mobile_export import guard_graph
     from mobile_export.convert import write_tflite
     from mobile_export.export import check_supported
     from mobile_export.guard_runtime import OnDeviceGuard
@@ -74,11 +77,13 @@ def _export(model, out, policies, lengths, quantize):
     answers = scoring.answer_ids(tokenizer)
     shapes = {}
     for use, length in lengths.items():
-        # A policy's own tokens come after the content, so their count does not depend on it.
         # Encoding a short text also checks that the template and policies fit the length.
-        suffixes = encoding.encode(tokenizer, policies, "text", "text" if use == "response" else None,
-                                   length).suffixes
-        shapes[use] = (length, scoring.bucket(max(map(len, suffixes)), 8))
+        encoded = encoding.encode(tokenizer, policies, "text", "text" if use == "response" else None, length)
+        # A policy's own tokens come after the content, so their count does not depend on it.
+        suffix = scoring.bucket(max(map(len, encoded.suffixes)), 8)
+        prefixes = [n for n in PREFIX_BUCKETS if len(encoded.shared) <= n < length] + [length]
+        shapes[use] = {"max_tokens": length, "suffix_tokens": suffix,
+                       "signatures": {guard_graph.signature_name(use, n, length): n for n in prefixes}}
     reference = {}
     if quantize != "none":
         for use, length in lengths.items():
@@ -117,16 +122,15 @@ def companion(tokenizer, policies, shapes, answers):
         "format": FORMAT,
         "policies": [{**dataclasses.asdict(p), "guideline": {"prompt": p.guideline(), "response": p.guideline(True)}}
                      for p in policies],
-        "uses": {use: {"signature": f"screen_{use}", "max_tokens": length, "prefix_tokens": length,
-                       "suffix_tokens": suffix, "template": list(_template(use))}
-                 for use, (length, suffix) in shapes.items()},
+        "uses": {use: {**shape, "template": list(_template(use))} for use, shape in shapes.items()},
         "control_ids": {m: int(tokenizer.token_to_id(m)) for m in markers},
         "answer_ids": dict(zip(("Yes", "No"), answers)),
         "elision": ELISION,
         "note": "Fill {user}, {model} and {guideline} in the template strings, tokenize each "
                 "string alone (no BOS), put control_ids for the marker entries, and BOS first. "
                 "The prefix is the tokens all policies share; each policy's remaining tokens "
-                "are its suffix row. Scores are P(violation) per policy, in this order.",
+                "are its suffix row. Run the signature with the fewest prefix tokens that hold the "
+                "prefix. Scores are P(violation) per policy, in this order.",
     }
 
 

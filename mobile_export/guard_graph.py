@@ -1,5 +1,6 @@
 """The on-device classifier graph: ShieldGemma's P(violation) per policy for one text,
-as `gemma_kit.shield.scoring.score_shared` computes it, in one signature per use.
+as `gemma_kit.shield.scoring.score_shared` computes it: one signature per use at its
+maximum length, `screen_{use}`, and shorter copies `screen_{use}_{Lp}`.
 
     screen_{use}: prefix        int32 [1, Lp]  BOS, template and content, right-padded
                   prefix_length int32 [1]      the prefix's real length
@@ -41,20 +42,27 @@ def screen_function(causal_lm, answers, suffix_rows, table):
     return screen
 
 
-def signatures(causal_lm, answers, lengths, policies, table=None):
-    """{f"screen_{use}": concrete function} for `lengths` {use: (Lp, Ls)}, `policies` rows."""
+def signature_name(use, prefix_tokens, max_tokens):
+    """`screen_{use}` at the use's maximum length, `screen_{use}_{n}` for shorter ones."""
+    return f"screen_{use}" if prefix_tokens == max_tokens else f"screen_{use}_{prefix_tokens}"
+
+
+def signatures(causal_lm, answers, shapes, policies, table=None):
+    """{name: concrete function} for `shapes` {use: {"suffix_tokens": Ls, "signatures":
+    {name: Lp}}}, with `policies` suffix rows."""
     import tensorflow as tf
 
     graph.check_backend()
     table = table or (lambda ids=None: _rows(causal_lm.backbone.token_embedding.embeddings, ids))
     step = screen_function(causal_lm, answers, policies, table)
     found = {}
-    for use, (prefix_length, suffix_length) in lengths.items():
-        spec = [tf.TensorSpec([1, prefix_length], tf.int32, name="prefix"),
-                tf.TensorSpec([1], tf.int32, name="prefix_length"),
-                tf.TensorSpec([policies, suffix_length], tf.int32, name="suffix"),
-                tf.TensorSpec([policies], tf.int32, name="last")]
-        found[f"screen_{use}"] = tf.function(step, input_signature=spec, autograph=False).get_concrete_function()
+    for shape in shapes.values():
+        for name, prefix_tokens in shape["signatures"].items():
+            spec = [tf.TensorSpec([1, prefix_tokens], tf.int32, name="prefix"),
+                    tf.TensorSpec([1], tf.int32, name="prefix_length"),
+                    tf.TensorSpec([policies, shape["suffix_tokens"]], tf.int32, name="suffix"),
+                    tf.TensorSpec([policies], tf.int32, name="last")]
+            found[name] = tf.function(step, input_signature=spec, autograph=False).get_concrete_function()
     return found
 
 

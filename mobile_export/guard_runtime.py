@@ -51,8 +51,8 @@ class OnDeviceGuard:
         self.policies = [Policy(p["name"], p["description"], p["key"]) for p in self.config["policies"]]
         self.keys = [p.key for p in self.policies]
         self.interpreter = Interpreter(model_path=os.path.join(folder, "guard.tflite"), num_threads=num_threads)
-        self.runners = {use: self.interpreter.get_signature_runner(spec["signature"])
-                        for use, spec in self.config["uses"].items()}
+        self.runners = {name: self.interpreter.get_signature_runner(name)
+                        for spec in self.config["uses"].values() for name in spec["signatures"]}
 
     def score(self, prompts, responses=None):
         """P(violation) float32 [n_texts, n_policies] (`keys` order); `responses`, a list
@@ -83,16 +83,18 @@ class OnDeviceGuard:
         return {"scores": scores, "violations": [k for k, s in scores.items() if s >= threshold]}
 
     def _run(self, use, spec, encoded):
-        prefix = np.zeros((1, spec["prefix_tokens"]), np.int32)
+        fitting = sorted((n, name) for name, n in spec["signatures"].items() if n >= len(encoded.shared))
         suffix = np.zeros((len(self.policies), spec["suffix_tokens"]), np.int32)
-        if len(encoded.shared) > prefix.shape[1] or max(map(len, encoded.suffixes)) > suffix.shape[1]:
-            raise GemmaKitError(f"the {use} prompt does not fit the exported lengths "
-                                f"({len(encoded.shared)} > {prefix.shape[1]} or a policy suffix > {suffix.shape[1]})")
+        if not fitting or max(map(len, encoded.suffixes)) > suffix.shape[1]:
+            raise GemmaKitError(f"the {use} prompt does not fit the exported lengths (prefix "
+                                f"{len(encoded.shared)} tokens, policy suffixes up to {suffix.shape[1]})")
+        length, name = fitting[0]
+        prefix = np.zeros((1, length), np.int32)
         prefix[0, : len(encoded.shared)] = encoded.shared
         for j, ids in enumerate(encoded.suffixes):
             suffix[j, : len(ids)] = ids
         last = np.asarray([len(s) - 1 for s in encoded.suffixes], np.int32)
-        out = self.runners[use](prefix=prefix, prefix_length=np.asarray([len(encoded.shared)], np.int32),
+        out = self.runners[name](prefix=prefix, prefix_length=np.asarray([len(encoded.shared)], np.int32),
                                 suffix=suffix, last=last)
         return out["p_violation"]
 

@@ -4,6 +4,7 @@ operators used, bundles in the LiteRT-LM engine, and refusals."""
 import numpy as np
 import pytest
 from conftest import FIXTURES
+from tflite_checks import int8_weights
 
 import gemma_kit
 from gemma_kit.errors import GemmaKitError
@@ -171,7 +172,7 @@ def test_int8_export_equals_ai_edge_quantizer_dynamic_int8(geometry, tmp_path, t
     # The same weight bytes; the folded dequantizers leave unused tensor entries behind.
     assert ours.size <= 1.05 * theirs.stat().st_size
     assert operators(open(ours, "rb").read()) == operators(open(theirs, "rb").read())
-    ours_weights, their_weights = _int8_weights(ours), _int8_weights(theirs)
+    ours_weights, their_weights = int8_weights(ours), int8_weights(theirs)
     assert len(ours_weights) == len(their_weights) == 2 + 7 * gemma_kit.load_model(str(tmp_path)).backbone.num_layers
     for (q, scale), (their_q, their_scale) in zip(ours_weights, their_weights):
         assert q.shape == their_q.shape and np.abs(q - their_q).max() <= 1 and np.mean(q != their_q) < 1e-3
@@ -183,26 +184,6 @@ def test_int8_export_equals_ai_edge_quantizer_dynamic_int8(geometry, tmp_path, t
     ids = list(range(2, 40))
     want, got = signature_logits(ours, ids), signature_logits(external, ids)
     assert all(np.array_equal(want[name], got[name]) for name in want)
-
-
-def _int8_weights(path):
-    """(int8 weight [out, in], per-channel scales) of each FULLY_CONNECTED and
-    EMBEDDING_LOOKUP of the `decode` signature, in operator order (the table twice:
-    lookup and output layer)."""
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model(str(path))
-    subgraph = next(s for s in model.subgraphs if s.name == b"decode")
-    found = []
-    for op in subgraph.operators:
-        code = flatbuffer_utils.get_builtin_code_from_operator_code(model.operatorCodes[op.opcodeIndex])
-        if code in (schema.BuiltinOperator.FULLY_CONNECTED, schema.BuiltinOperator.EMBEDDING_LOOKUP):
-            weight = subgraph.tensors[op.inputs[1]]
-            assert weight.type == schema.TensorType.INT8 and weight.quantization.quantizedDimension == 0
-            q = np.frombuffer(model.buffers[weight.buffer].data, np.int8).reshape(weight.shape).astype(np.int32)
-            found.append((q, np.asarray(weight.quantization.scale)))
-    return found
 
 
 def test_int8_weights_of_a_float_model_equal_keras_int8():

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from conftest import FIXTURES
+from tflite_checks import int8_weights
 from reference_strings import SHIELD_CASES
 
 import gemma_kit
@@ -53,7 +54,9 @@ def test_signatures_operators_and_companion(exported):
 
     lm, guard = exported
     signatures = Interpreter(model_path=f"{guard}/guard.tflite").get_signature_list()
-    assert set(signatures) == {"screen_prompt", "screen_response"}
+    # The maximum lengths, and a shorter prefix for texts that fit it.
+    assert set(signatures) == {"screen_prompt", "screen_response", "screen_prompt_128", "screen_response_128",
+                               "screen_response_256"}
     for signature in signatures.values():
         assert sorted(signature["inputs"]) == ["last", "prefix", "prefix_length", "suffix"]
         assert signature["outputs"] == ["p_violation"]
@@ -61,6 +64,8 @@ def test_signatures_operators_and_companion(exported):
     config = json.load(open(f"{guard}/guard.json"))
     assert [p["key"] for p in config["policies"]] == POLICIES
     assert {use: spec["max_tokens"] for use, spec in config["uses"].items()} == LENGTHS
+    assert config["uses"]["response"]["signatures"] == {"screen_response_128": 128, "screen_response_256": 256,
+                                                        "screen_response": 320}
 
 
 @pytest.mark.parametrize("use", ["prompt", "response"])
@@ -102,8 +107,10 @@ def test_int8_classifier_reports_its_agreement(tmp_path):
     assert set(guard.error) == {"prompt"}
     assert 1e-4 < guard.error["prompt"]["max_abs"] <= 0.05
     assert 0 <= guard.error["prompt"]["agreement"] <= 1
-    # A tiny model: its attention-mask constants weigh as much as its weights.
-    assert (tmp_path / "int8" / "guard.tflite").stat().st_size < 0.6 * (tmp_path / "float" / "guard.tflite").stat().st_size
+    for signature in ("screen_prompt", "screen_prompt_128"):  # every projection reads int8 weights
+        # The table (prefix and suffix lookups), 7 projections per layer in each run, the
+        # Yes/No head; less the prefix run's last-layer q, o and MLP, whose outputs nothing reads.
+        assert len(int8_weights(tmp_path / "int8" / "guard.tflite", signature)) == 2 + 2 * 7 * 6 + 1 - 5
     assert float_guard.error == {}
     with pytest.raises(GemmaKitError, match="without the 'response' use"):
         OnDeviceGuard(guard).score(["hi"], ["there"])

@@ -46,22 +46,25 @@ export class Guard {
     if (longest > spec.max_tokens) {
       throw new Error(`the text is too long for this classifier: ${longest} tokens, it takes at most ${spec.max_tokens}`);
     }
+    // The signature with the fewest prefix tokens that hold the prefix.
+    const [signature, prefixTokens] = Object.entries(spec.signatures)
+      .filter(([, n]) => n >= shared).sort((a, b) => a[1] - b[1])[0];
     const rows = this.config.policies.length;
-    const prefix = new Int32Array(spec.prefix_tokens);
+    const prefix = new Int32Array(prefixTokens);
     prefix.set(prompts[0].slice(0, shared));
     const suffix = new Int32Array(rows * spec.suffix_tokens);
     suffixes.forEach((ids, j) => suffix.set(ids, j * spec.suffix_tokens));
     const inputs = {
-      prefix: new Tensor(prefix, [1, spec.prefix_tokens]),
+      prefix: new Tensor(prefix, [1, prefixTokens]),
       prefix_length: new Tensor(new Int32Array([shared]), [1]),
       suffix: new Tensor(suffix, [rows, spec.suffix_tokens]),
       last: new Tensor(new Int32Array(suffixes.map((s) => s.length - 1)), [rows]),
     };
     try {
-      const outputs = await this.model.run(spec.signature, inputs);
+      const outputs = await this.model.run(signature, inputs);
       const scores = Array.from(outputs.p_violation.toTypedArray());
       Object.values(outputs).forEach((t) => t.delete());
-      return {keys: this.keys, scores, tokens: longest};
+      return {keys: this.keys, scores, tokens: longest, signature};
     } finally {
       Object.values(inputs).forEach((t) => t.delete());
     }
