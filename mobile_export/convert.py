@@ -71,11 +71,6 @@ def to_tflite(causal_lm, path, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFAULT_K
     return Exported(os.fspath(path), quantize, verify.quantization_error(path, ids, reference))
 
 
-def keras_quantized(causal_lm):
-    """The Keras quantization modes in the model's layers (empty for a float model)."""
-    return {layer.quantization_mode for layer in causal_lm.backbone._flatten_layers() if layer.quantization_mode}
-
-
 def write_tflite(causal_lm, path, build, quantize="none", in_place=False):
     """Convert the signatures `build(table)` makes ({name: concrete function}; `table()`
     gives the embedding table to use, or None for the model's own) to `path`, builtin
@@ -86,7 +81,7 @@ def write_tflite(causal_lm, path, build, quantize="none", in_place=False):
     check_quantization(quantize, causal_lm)
     if quantize == "none":
         return _convert(causal_lm, path, build)
-    if quantize == "int8" and in_place and not keras_quantized(causal_lm):
+    if quantize == "int8" and in_place and not lora.quantized_modes(causal_lm):
         lora.quantize(causal_lm, "int8")
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as scratch:
         converted = _convert(causal_lm, os.path.join(scratch, "converted.tflite"), build, int8=quantize == "int8")
@@ -147,7 +142,7 @@ def _save(causal_lm, folder, build, int8):
 def check_quantization(quantize, causal_lm=None):
     if quantize not in QUANTIZATION:
         raise GemmaKitError(f"quantization {quantize!r} is not one of {', '.join(QUANTIZATION)}")
-    quantized = keras_quantized(causal_lm) if causal_lm is not None else None
+    quantized = lora.quantized_modes(causal_lm) if causal_lm is not None else None
     if quantized and quantize != "int8":
         raise GemmaKitError(f"the model's weights are quantized in Keras ({', '.join(sorted(quantized))}): "
                             "export it with quantize='int8'")

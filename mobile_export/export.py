@@ -15,6 +15,8 @@ import tempfile
 import keras
 
 from gemma_kit.errors import GemmaKitError
+from gemma_kit.models.info import check_gemma2_or_3
+from gemma_kit.models.tokens import proto_bytes
 from mobile_export import bundle, tf_process
 from mobile_export.convert import DEFAULT_KV_LEN, DEFAULT_PREFILL, Exported, check_quantization, to_tflite
 from mobile_export.graph import checked_lengths
@@ -40,7 +42,7 @@ def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFA
     # A model loaded here is this call's own, and int8 export may quantize it in place.
     owned = isinstance(model, (str, os.PathLike))
     causal_lm = load_model(model) if owned else model
-    check_supported(causal_lm)
+    check_gemma2_or_3(causal_lm)
     if format == "tflite":
         return to_tflite(causal_lm, out, lengths, kv_len, quantize, in_place=owned)
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out))) as scratch:
@@ -52,25 +54,16 @@ def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFA
 def write_bundle(causal_lm, tflite_path, out, format, kv_len):
     """Bundle an exported `.tflite` with the model's tokenizer as `.task` or `.litertlm`."""
     tokenizer = causal_lm.preprocessor.tokenizer
-    proto = tokenizer.proto if isinstance(tokenizer.proto, bytes) else open(tokenizer.proto, "rb").read()
+    proto = proto_bytes(tokenizer)
     if format == "task":
         return bundle.write_task(out, tflite_path, proto)
     ids = {piece: int(tokenizer.token_to_id(piece)) for piece in (bundle.START, *bundle.STOPS)}
     return bundle.write_litertlm(out, tflite_path, proto, ids, kv_len)
 
 
-def check_supported(causal_lm):
-    import keras_hub
-
-    if not isinstance(causal_lm, (keras_hub.models.GemmaCausalLM, keras_hub.models.Gemma3CausalLM)):
-        raise GemmaKitError(f"cannot export a {type(causal_lm).__name__}: Gemma 2 and Gemma 3 causal LMs only")
-    if isinstance(causal_lm, keras_hub.models.GemmaCausalLM) and not causal_lm.backbone.use_post_ffw_norm:
-        raise GemmaKitError("cannot export a Gemma 1 model: Gemma 2 and Gemma 3 only")
-
-
 def _in_tensorflow(model, out, format, lengths, kv_len, quantize):
     args = [out, format, ",".join(map(str, lengths)), kv_len, quantize]
-    return Exported(**tf_process.run("mobile_export.export", model, args, check_supported))
+    return Exported(**tf_process.run("mobile_export.export", model, args, check_gemma2_or_3))
 
 
 def _main(argv):

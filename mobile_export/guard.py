@@ -23,6 +23,8 @@ import numpy as np
 
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.files import atomic_folder
+from gemma_kit.models.info import check_gemma2_or_3
+from gemma_kit.models.tokens import proto_bytes
 from mobile_export import guard_graph, tf_process
 from mobile_export.convert import Exported
 
@@ -56,10 +58,8 @@ def export_guard(model, out, policies=None, lengths=None, quantize="none"):
         raise GemmaKitError(f"classifier export takes quantize {' or '.join(GUARD_QUANTIZATION)}, found {quantize!r}")
     spec = [dataclasses.asdict(p) for p in resolved]
     if keras.config.backend() != "tensorflow":
-        from mobile_export.export import check_supported
-
         args = [os.fspath(out), json.dumps(spec), json.dumps(lengths), quantize]
-        return Exported(**tf_process.run("mobile_export.guard", model, args, check_supported))
+        return Exported(**tf_process.run("mobile_export.guard", model, args, check_gemma2_or_3))
     return _export(model, os.fspath(out), resolved, lengths, quantize)
 
 
@@ -67,12 +67,11 @@ def _export(model, out, policies, lengths, quantize):
     from gemma_kit.models import load_model
     from gemma_kit.shield import ShieldGemma, encoding, scoring
     from mobile_export.convert import write_tflite
-    from mobile_export.export import check_supported
     from mobile_export.guard_runtime import OnDeviceGuard
 
     owned = isinstance(model, (str, os.PathLike))
     causal_lm = load_model(model) if owned else model
-    check_supported(causal_lm)
+    check_gemma2_or_3(causal_lm)
     tokenizer = causal_lm.preprocessor.tokenizer
     answers = scoring.answer_ids(tokenizer)
     shapes = {}
@@ -99,7 +98,7 @@ def _export(model, out, policies, lengths, quantize):
     with atomic_folder(out) as staging:
         write_tflite(causal_lm, os.path.join(staging, "guard.tflite"), build, quantize, in_place=owned)
         with open(os.path.join(staging, "tokenizer.model"), "wb") as f:
-            f.write(tokenizer.proto if isinstance(tokenizer.proto, bytes) else open(tokenizer.proto, "rb").read())
+            f.write(proto_bytes(tokenizer))
         with open(os.path.join(staging, "guard.json"), "w") as f:
             json.dump(companion(tokenizer, policies, shapes, answers), f, indent=1)
     error = {}

@@ -116,15 +116,15 @@ def test_refusals(tmp_path):
 def test_gemma1_and_other_models_are_refused():
     import keras_hub
 
-    from mobile_export.export import check_supported
+    from gemma_kit.models.info import check_gemma2_or_3
 
     backbone = keras_hub.models.GemmaBackbone(vocabulary_size=32, num_layers=1, num_query_heads=2,
                                               num_key_value_heads=1, hidden_dim=16, intermediate_dim=32,
                                               head_dim=8)
     with pytest.raises(GemmaKitError, match="Gemma 1 model"):
-        check_supported(keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=None))
+        check_gemma2_or_3(keras_hub.models.GemmaCausalLM(backbone=backbone, preprocessor=None))
     with pytest.raises(GemmaKitError, match="cannot export a GemmaBackbone"):
-        check_supported(backbone)
+        check_gemma2_or_3(backbone)
 
 
 @pytest.mark.parametrize("quantize,max_kl,max_size", [("fp16", 1e-8, 0.65), ("int8", 1e-5, 0.55),

@@ -46,6 +46,11 @@ def quantize(causal_lm, mode):
     return causal_lm
 
 
+def quantized_modes(causal_lm):
+    """The Keras quantization modes in the model's layers (empty for a float model)."""
+    return {layer.quantization_mode for layer in causal_lm.backbone._flatten_layers() if layer.quantization_mode}
+
+
 def enable_lora(causal_lm, rank=8, alpha=None, targets=DEFAULT_TARGETS):
     """Freeze the model and add rank-`rank` adapters to the `targets` (names from
     `TARGETS`) of every decoder block; the update is scaled by `alpha / rank` (alpha

@@ -15,8 +15,9 @@ import numpy as np
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.files import atomic_file
 from gemma_kit.models.gguf_model import _LAYER_TENSORS, _LAYERS_27B, SUPPORTED_ARCHITECTURES
+from gemma_kit.models.info import check_gemma2_or_3
 from gemma_kit.models.layout import as_matrix, matrix_form
-from gemma_kit.models.tokens import STRUCTURAL_TOKENS
+from gemma_kit.models.tokens import STRUCTURAL_TOKENS, proto_bytes
 
 Q = gguf.GGMLQuantizationType
 GGUF_QUANTIZATION = {"f16": Q.F16, "q8_0": Q.Q8_0, "f32": Q.F32}
@@ -56,13 +57,14 @@ def export_gguf(causal_lm, path, quantize="f16", name=None, context_length=None)
     f16, as llama.cpp's converter does)."""
     import keras_hub
 
+    from gemma_kit.finetune.lora import quantized_modes
+
     if quantize not in GGUF_QUANTIZATION:
         raise GemmaKitError(f"GGUF quantization {quantize!r} is not one of {', '.join(GGUF_QUANTIZATION)}")
+    check_gemma2_or_3(causal_lm, " as GGUF")
     gemma3 = isinstance(causal_lm, keras_hub.models.Gemma3CausalLM)
     backbone = causal_lm.backbone
-    if not gemma3 and not (isinstance(causal_lm, keras_hub.models.GemmaCausalLM) and backbone.use_post_ffw_norm):
-        raise GemmaKitError(f"cannot write a {type(causal_lm).__name__} as GGUF: Gemma 2 and Gemma 3 causal LMs only")
-    quantized = sorted({layer.quantization_mode for layer in backbone._flatten_layers() if layer.quantization_mode})
+    quantized = sorted(quantized_modes(causal_lm))
     if quantized:
         raise GemmaKitError(f"the model's weights are quantized in Keras ({', '.join(quantized)}); GGUF export "
                             "reads float weights: export the float model (or its saved preset)")
@@ -114,7 +116,7 @@ def _write_tokenizer(writer, tokenizer):
     from sentencepiece import sentencepiece_model_pb2 as sp_pb2
 
     proto = sp_pb2.ModelProto()
-    proto.ParseFromString(tokenizer.proto if isinstance(tokenizer.proto, bytes) else open(tokenizer.proto, "rb").read())
+    proto.ParseFromString(proto_bytes(tokenizer))
     user_defined = sp_pb2.ModelProto.SentencePiece.USER_DEFINED
     # The inverse of `tokens.sentencepiece_from_gguf`: llama.cpp matches user-defined
     # pieces against raw text, with spaces, not U+2581.

@@ -2,6 +2,20 @@
 
 import numpy as np
 
+from gemma_kit.errors import GemmaKitError
+
+
+def check_gemma2_or_3(causal_lm, target=""):
+    """Refuse anything but a Gemma 2 / Gemma 3 causal LM for an export (`target`, e.g.
+    " as GGUF", ends the message's verb)."""
+    import keras_hub
+
+    if not isinstance(causal_lm, (keras_hub.models.GemmaCausalLM, keras_hub.models.Gemma3CausalLM)):
+        raise GemmaKitError(f"cannot export a {type(causal_lm).__name__}{target}: Gemma 2 and Gemma 3 causal LMs "
+                            "only")
+    if isinstance(causal_lm, keras_hub.models.GemmaCausalLM) and not causal_lm.backbone.use_post_ffw_norm:
+        raise GemmaKitError(f"cannot export a Gemma 1 model{target}: Gemma 2 and Gemma 3 only")
+
 
 def model_info(causal_lm, context_length=4096):
     backbone = causal_lm.backbone

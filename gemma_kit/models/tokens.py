@@ -81,6 +81,14 @@ def sentencepiece_from_gguf(fields, source):
     return proto.SerializeToString()
 
 
+def proto_bytes(tokenizer):
+    """The serialized SentencePiece model of a keras-hub tokenizer (bytes or a file path)."""
+    if isinstance(tokenizer.proto, bytes):
+        return tokenizer.proto
+    with open(tokenizer.proto, "rb") as f:
+        return f.read()
+
+
 def harden(proto_bytes):
     """Return the proto with every structural token typed CONTROL (see module doc)."""
     proto = sp_pb2.ModelProto()
