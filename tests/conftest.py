@@ -12,6 +12,33 @@ FIXTURES = ROOT / "tests" / "fixtures"
 sys.path.insert(0, str(ROOT / "tools"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """One JAX compilation cache for the run, in its temp folder: a function compiled
+    again (a tiny model loaded anew, keras-hub's generate rebuilt after a sampler
+    change, a notebook kernel or CLI child doing what a test did) is read back instead
+    of compiled. Child processes get it through the environment."""
+    folder = str(tmp_path_factory.mktemp("jax_compilation_cache"))
+    os.environ.update({"JAX_COMPILATION_CACHE_DIR": folder, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2"})
+    if "jax" in sys.modules:  # already imported by the test modules: too late for the environment
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shared_exports(tmp_path_factory):
+    """The run's cache of default-model exports (`shared_exports`), in use in this
+    process; its folder, for the notebooks' kernels to use too."""
+    from shared_exports import install
+
+    folder = tmp_path_factory.mktemp("default_exports")
+    install(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def default_lm():
     import gemma_kit

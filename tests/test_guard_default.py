@@ -14,7 +14,8 @@ LENGTHS = {"prompt": 256, "response": 320}
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
+def folders(tmp_path_factory, shared_exports):
+    """float32 and int8; notebook 06 exports the int8 one with the same options."""
     root = tmp_path_factory.mktemp("default_guard")
     return {q: export_guard("default", root / q, lengths=LENGTHS, quantize=q) for q in ("none", "int8")}
 

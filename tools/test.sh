@@ -12,9 +12,9 @@ command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nod
 (cd mobile_export/web && npm ci --no-audit --no-fund --loglevel=error)
 export TF_CPP_MIN_LOG_LEVEL=3 PYTHONDONTWRITEBYTECODE=1
 status=0
-KERAS_BACKEND=jax .venv/bin/python -m pytest -q -p no:cacheprovider tests || status=1
+KERAS_BACKEND=jax .venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 tests || status=1
 for backend in tensorflow torch; do
     echo "== backend: $backend"
-    KERAS_BACKEND=$backend .venv/bin/python -m pytest -q -p no:cacheprovider -m backends tests || status=1
+    KERAS_BACKEND=$backend .venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 -m backends tests || status=1
 done
 exit $status
