@@ -12,6 +12,7 @@ from reference_strings import CHATS
 import gemma_kit
 from gemma_kit.chat import encode_chat
 from gemma_kit.errors import GemmaKitError
+from gemma_kit.finetune import quantize
 from gemma_kit.models.gguf_export import export_gguf
 
 REF = np.load(FIXTURE, allow_pickle=False)
@@ -86,7 +87,7 @@ def test_refusals(tmp_path):
     lm = gemma_kit.load_model(str(FIXTURES / "tiny_gemma2_f32.gguf"))
     with pytest.raises(GemmaKitError, match="'q4_k' is not one of f16, q8_0, f32"):
         export_gguf(lm, tmp_path / "x.gguf", "q4_k")
-    lm.backbone.quantize("int8")
+    quantize(lm, "int8")
     with pytest.raises(GemmaKitError, match=r"quantized in Keras \(int8\)"):
         export_gguf(lm, tmp_path / "x.gguf")
     assert not list(tmp_path.iterdir())

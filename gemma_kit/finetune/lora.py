@@ -7,6 +7,8 @@ as safetensors (the factors of each adapted layer, by layer path, plus rank, alp
 targets in the header), not keras-hub's `.lora.h5`.
 """
 
+import contextlib
+import gc
 import json
 import os
 import warnings
@@ -37,13 +39,28 @@ def quantize(causal_lm, mode):
     # freed as it is quantized.
     runtime.forget_compiled(causal_lm)
     embedding = causal_lm.backbone.token_embedding
-    with warnings.catch_warnings():  # one per norm / embedding layer Keras leaves as it is
+    with warnings.catch_warnings(), _one_collection():  # warnings: one per norm layer Keras leaves as it is
         warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
         # The embedding last: Keras quantizes it through several full-size float
         # temporaries (9 GB for a 2B's), which fit once the other kernels are int8.
         causal_lm.backbone.quantize(mode, filters=lambda layer: layer is not embedding)
         causal_lm.backbone.quantize(mode, filters=lambda layer: layer is embedding)
     return causal_lm
+
+
+@contextlib.contextmanager
+def _one_collection():
+    """Keras' `Layer.__delattr__` runs a full `gc.collect()` for every variable it drops,
+    and quantizing drops every layer's float kernel: for the 270M, 127 collections and
+    27 of its 34 s in TensorFlow or JAX. Reference counting frees the kernels as before
+    (the same peak memory, measured), so one collection at the end is enough."""
+    collect = gc.collect
+    gc.collect = lambda generation=2: 0
+    try:
+        yield
+    finally:
+        gc.collect = collect
+        gc.collect()
 
 
 def quantized_modes(causal_lm):
