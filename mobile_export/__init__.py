@@ -1,1 +1,1 @@
-"""On-device export of gemma-kit models (LiteRT, .litertlm, .task): built under issue 6."""
+"""On-device export of gemma-kit models (LiteRT, .litertlm, .task)."""

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ben
 from common import ROOT, write_section  # noqa: E402
 from make_policy_dataset import DESCRIPTION, KEY  # noqa: E402
 
-SECTION = "## Fine-tuning results on the default model (issue 5)"
+SECTION = "## Fine-tuning results on the default model"
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 
 

@@ -21,7 +21,7 @@ from common import ROOT, write_section  # noqa: E402
 from offline_corpus import split  # noqa: E402
 
 SITE, WIDTH = "9.res", 2048
-SECTION = "## Gemma Scope SAE trained on the default model (issue 4)"
+SECTION = "## Gemma Scope SAE trained on the default model"
 
 
 def main():

@@ -65,9 +65,12 @@ def write_section(section, lines):
     """Replace (or append) the `section` heading and its text in docs/benchmarks.md, atomically."""
     path = os.path.join(ROOT, "docs", "benchmarks.md")
     text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    head = text.split(section)[0].rstrip() + "\n\n"
-    rest = text.split(section, 1)[1] if section in text else ""
-    tail = rest[rest.find("\n## "):] if "\n## " in rest else ""
+    # Whole heading lines: one section's heading can begin another's ("## Gemma Scope").
+    old = text.rstrip("\n").split("\n")
+    start = old.index(section) if section in old else len(old)
+    end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), len(old))
+    head = "\n".join(old[:start]).rstrip() + "\n\n"
+    tail = "\n" + "\n".join(old[end:]) + "\n" if end < len(old) else ""
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(head + "\n".join([section, *lines]) + "\n" + tail)

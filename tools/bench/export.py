@@ -24,7 +24,7 @@ import time
 
 from common import ROOT, gemma2_2b, peak_rss_gib, run_worker, serve_worker, write_section
 
-SECTION = "## On-device export (issue 6)"
+SECTION = "## On-device export"
 FORMATS = ("none", "fp16", "int8", "int4", "int4-block128")
 # LiteRT-LM's CPU path decodes fp16 weights at under 1 token/s: its speed is measured on
 # fewer tokens and its greedy agreement is left out.

@@ -19,7 +19,7 @@ import time
 
 from common import gemma2_2b, peak_rss_gib, run_worker, timed, write_section
 
-SECTION = "## Fine-tuning (issue 5)"
+SECTION = "## Fine-tuning"
 MODES = ("lora", "qlora-int8", "qlora-int4", "full")
 SHAPES = {"default": (4, 128), "gemma2_2b": (1, 128)}  # (batch, sequence length)
 

@@ -17,7 +17,7 @@ import time
 
 from common import ROOT, gemma2_2b, peak_rss_gib, run_worker, timed, write_section
 PREFILL, DECODE_PROMPT, DECODE = 128, 16, 128
-SECTION = "## Generation (issue 2)"
+SECTION = "## Generation"
 
 
 def prompt_ids(n):

@@ -28,7 +28,7 @@ import numpy as np
 from common import peak_rss_gib, run_worker, serve_worker, write_section
 from shield import PROMPTS, RESPONSE
 
-SECTION = "## On-device moderation (issue 7)"
+SECTION = "## On-device moderation"
 USES = {"prompt": None, "response": RESPONSE}
 
 

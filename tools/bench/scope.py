@@ -17,7 +17,7 @@ import time
 
 from common import ROOT, peak_rss_gib, run_worker, serve_worker, timed, write_section
 
-SECTION = "## Gemma Scope (issue 4)"
+SECTION = "## Gemma Scope"
 D_IN, TOKENS = 2304, 1024
 WIDTHS = (16384, 65536)
 
