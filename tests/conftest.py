@@ -31,10 +31,13 @@ def compilation_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def shared_exports(tmp_path_factory):
     """The run's cache of default-model exports (`shared_exports`), in use in this
-    process; its folder, for the notebooks' kernels to use too."""
+    process; its folder, for the notebooks' kernels to use too. One folder for all the
+    run's test workers (pytest-xdist gives each its own temp folder inside the run's)."""
     from shared_exports import install
 
-    folder = tmp_path_factory.mktemp("default_exports")
+    root = tmp_path_factory.getbasetemp()
+    folder = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "default_exports"
+    folder.mkdir(exist_ok=True)
     install(folder)
     return folder
 
