@@ -11,7 +11,7 @@ from mobile_export.convert import sample_ids
 from mobile_export.export import export, write_bundle
 from mobile_export.verify import greedy, quantization_error
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("default_exports")]
+pytestmark = pytest.mark.slow
 PROMPTS = ["The capital of France is", "def fibonacci(n):"]
 KV_LEN = 256
 INT8_PREFILL, INT8_KV_LEN = (32, 128), 512

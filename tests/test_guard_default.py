@@ -9,7 +9,7 @@ from gemma_kit.shield import ShieldGemma
 from mobile_export.guard import export_guard
 from mobile_export.guard_runtime import OnDeviceGuard
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("default_exports")]
+pytestmark = pytest.mark.slow
 LENGTHS = {"prompt": 256, "response": 320}
 
 

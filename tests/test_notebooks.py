@@ -13,7 +13,6 @@ SETUP = "import sys\nsys.path.insert(0, {tests!r})\nimport shared_exports\nshare
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("default_exports")  # the worker that makes the exports they show
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(path, shared_exports):
     nb = nbformat.read(path, as_version=4)

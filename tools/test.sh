@@ -11,10 +11,10 @@ command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq
 command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
 (cd mobile_export/web && npm ci --no-audit --no-fund --loglevel=error)
 export TF_CPP_MIN_LOG_LEVEL=3 PYTHONDONTWRITEBYTECODE=1
-# Two test workers: a single one keeps 2 cores only 1.3 busy on average (conversion,
-# tracing and process start-up are single-threaded). The default model's exports and
-# its tuning are the two largest groups (`xdist_group` marks), one per worker.
-pytest=(.venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 -n 2 --dist loadgroup)
+# Two test workers, each taking a whole file at a time, longest first (tests/conftest.py):
+# a single one keeps 2 cores only 1.3 busy on average (conversion, tracing and process
+# start-up are single-threaded).
+pytest=(.venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 -n 2 --dist loadfile --no-loadscope-reorder)
 status=0
 KERAS_BACKEND=jax "${pytest[@]}" tests || status=1
 for backend in tensorflow torch; do
