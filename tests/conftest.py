@@ -12,17 +12,6 @@ FIXTURES = ROOT / "tests" / "fixtures"
 sys.path.insert(0, str(ROOT / "tools"))
 
 
-# The files that take longest (the default model's tuning, exports and notebooks), run
-# first: with tests/test.sh's two workers taking whole files as they come free, the
-# short files fill in beside them instead of waiting behind them.
-LONGEST_FIRST = ("test_guard_default.py", "test_finetune_default.py", "test_notebooks.py", "test_export_default.py")
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
-
-
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
     """One JAX compilation cache for the run, in its temp folder: a function compiled
@@ -42,13 +31,10 @@ def compilation_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def shared_exports(tmp_path_factory):
     """The run's cache of default-model exports (`shared_exports`), in use in this
-    process; its folder, for the notebooks' kernels to use too. One folder for all the
-    run's test workers (pytest-xdist gives each its own temp folder inside the run's)."""
+    process; its folder, for the notebooks' kernels to use too."""
     from shared_exports import install
 
-    root = tmp_path_factory.getbasetemp()
-    folder = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "default_exports"
-    folder.mkdir(exist_ok=True)
+    folder = tmp_path_factory.mktemp("default_exports")
     install(folder)
     return folder
 

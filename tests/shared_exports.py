@@ -4,13 +4,9 @@ export it with the same options and by the notebooks that show the same export
 
 Every export from another backend runs in a TensorFlow process (`tf_process.run`); for
 the source "default", this serves a later call with the same module and options from
-a copy of the first one's output instead of running that process again. The folder
-may be shared by several processes at once (test workers, notebook kernels): a lock
-file per entry lets one of them make it while the others wait for it.
+a copy of the first one's output instead of running that process again.
 """
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -30,29 +26,21 @@ def install(folder):
             return run(module, model, args, check_model)
         out, options = os.fspath(args[0]), [str(a) for a in args[1:]]
         entry = os.path.join(folder, hashlib.sha256(json.dumps([module, *options]).encode()).hexdigest()[:16])
-        with _locked(f"{entry}.lock"):
-            if not os.path.isdir(entry):
-                result = run(module, model, args, check_model)
-                staging = f"{entry}.partial"
-                shutil.rmtree(staging, ignore_errors=True)
-                os.makedirs(staging)
-                _copy(out, os.path.join(staging, "output"))
-                with open(os.path.join(staging, "result.json"), "w") as f:
-                    json.dump(result, f)
-                os.replace(staging, entry)
-                return result
+        if not os.path.isdir(entry):
+            result = run(module, model, args, check_model)
+            staging = f"{entry}.partial"
+            shutil.rmtree(staging, ignore_errors=True)
+            os.makedirs(staging)
+            _copy(out, os.path.join(staging, "output"))
+            with open(os.path.join(staging, "result.json"), "w") as f:
+                json.dump(result, f)
+            os.replace(staging, entry)
+            return result
         _copy(os.path.join(entry, "output"), out)
         with open(os.path.join(entry, "result.json")) as f:
             return {**json.load(f), "path": out}
 
     tf_process.run = cached
-
-
-@contextlib.contextmanager
-def _locked(path):
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        yield
 
 
 def _copy(source, target):

@@ -11,14 +11,10 @@ command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq
 command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
 (cd mobile_export/web && npm ci --no-audit --no-fund --loglevel=error)
 export TF_CPP_MIN_LOG_LEVEL=3 PYTHONDONTWRITEBYTECODE=1
-# Two test workers, each taking a whole file at a time, longest first (tests/conftest.py):
-# a single one keeps 2 cores only 1.3 busy on average (conversion, tracing and process
-# start-up are single-threaded).
-pytest=(.venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 -n 2 --dist loadfile --no-loadscope-reorder)
 status=0
-KERAS_BACKEND=jax "${pytest[@]}" tests || status=1
+KERAS_BACKEND=jax .venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 tests || status=1
 for backend in tensorflow torch; do
     echo "== backend: $backend"
-    KERAS_BACKEND=$backend "${pytest[@]}" -m backends tests || status=1
+    KERAS_BACKEND=$backend .venv/bin/python -m pytest -q -p no:cacheprovider --durations=25 -m backends tests || status=1
 done
 exit $status
