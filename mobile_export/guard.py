@@ -87,7 +87,10 @@ def _export(model, out, policies, lengths, quantize):
     if quantize != "none":
         for use, length in lengths.items():
             shield = ShieldGemma(causal_lm, max_length=length)
-            reference[use] = shield.score(*_sample_texts(use), policies=policies)
+            # Full prompts in batches: the same scores, and under TensorFlow one XLA
+            # compile per batch shape instead of one per sample's prefix and suffix
+            # shapes (the 270M's reference: 44 s instead of 157 s).
+            reference[use] = shield.score(*_sample_texts(use), policies=policies, reuse_prefix=False)
         from gemma_kit import runtime
 
         runtime.forget_compiled(causal_lm)
