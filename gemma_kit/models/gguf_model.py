@@ -13,6 +13,7 @@ import numpy as np
 
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.models import tokens
+from gemma_kit.models.keras_hub_fixes import placeholder_weights, set_proto
 
 SUPPORTED_ARCHITECTURES = ("gemma2", "gemma3")
 
@@ -223,15 +224,17 @@ def load_gguf_causal_lm(path, dtype=None, progress=None):
     proto = tokens.harden(model_file.sentencepiece_proto())
     if model_file.architecture == "gemma2":
         converter = convert_gemma
-        tokenizer = keras_hub.models.GemmaTokenizer(proto=proto)
+        tokenizer = keras_hub.models.GemmaTokenizer(proto=None)
         preprocessor_cls = keras_hub.models.GemmaCausalLMPreprocessor
         task_cls = keras_hub.models.GemmaCausalLM
     else:
         converter = convert_gemma3
-        tokenizer = keras_hub.models.Gemma3Tokenizer(proto=proto, has_vision_tokens=False)
+        tokenizer = keras_hub.models.Gemma3Tokenizer(proto=None, has_vision_tokens=False)
         preprocessor_cls = keras_hub.models.Gemma3CausalLMPreprocessor
         task_cls = keras_hub.models.Gemma3CausalLM
-    backbone = converter.backbone_cls(**converter.convert_backbone_config(hf_config), dtype=dtype)
+    set_proto(tokenizer, proto)
+    with placeholder_weights():  # every weight comes from the file
+        backbone = converter.backbone_cls(**converter.convert_backbone_config(hf_config), dtype=dtype)
     jax_memory_cleanup(backbone)
     converter.convert_weights(backbone, _GGUFWeightLoader(model_file, progress), hf_config)
     return task_cls(backbone=backbone, preprocessor=preprocessor_cls(tokenizer=tokenizer))
