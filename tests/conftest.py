@@ -39,6 +39,25 @@ def shared_exports(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def prefetched_exports(request, tmp_path_factory):
+    """The selected test modules' `DEFAULT_EXPORTS` ((function, name, options) of the
+    default model's exports they make) start in the background with the run, in the
+    modules' order. Only where exports run in a TensorFlow child process: a
+    TensorFlow run would export in a thread of this process."""
+    modules = list(dict.fromkeys(item.module for item in request.session.items if hasattr(item, "module")))
+    exports = [export for module in modules for export in getattr(module, "DEFAULT_EXPORTS", ())]
+    if not exports or os.environ["KERAS_BACKEND"] == "tensorflow":
+        yield
+        return
+    from shared_exports import prefetch
+
+    request.getfixturevalue("shared_exports")
+    stop = prefetch(exports, tmp_path_factory.mktemp("prefetch"))
+    yield
+    stop()
+
+
 @pytest.fixture(scope="session")
 def default_lm():
     import gemma_kit

@@ -11,13 +11,14 @@ from mobile_export.guard_runtime import OnDeviceGuard
 
 pytestmark = pytest.mark.slow
 LENGTHS = {"prompt": 256, "response": 320}
+# float32 and int8; notebook 06 exports the int8 one with the same options.
+DEFAULT_EXPORTS = [(export_guard, q, {"lengths": LENGTHS, "quantize": q}) for q in ("none", "int8")]
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, shared_exports):
-    """float32 and int8; notebook 06 exports the int8 one with the same options."""
     root = tmp_path_factory.mktemp("default_guard")
-    return {q: export_guard("default", root / q, lengths=LENGTHS, quantize=q) for q in ("none", "int8")}
+    return {name: function("default", root / name, **options) for function, name, options in DEFAULT_EXPORTS}
 
 
 @pytest.mark.parametrize("use", ["prompt", "response"])
