@@ -8,6 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import pytest  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+BACKGROUND = pytest.StashKey[list]()
 FIXTURES = ROOT / "tests" / "fixtures"
 sys.path.insert(0, str(ROOT / "tools"))
 
@@ -55,7 +56,16 @@ def prefetched_exports(request, tmp_path_factory):
     request.getfixturevalue("shared_exports")
     stop = prefetch(exports, tmp_path_factory.mktemp("prefetch"))
     yield
-    stop()
+    request.config.stash[BACKGROUND] = stop()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """The background exports' times, which no test's duration shows."""
+    made = config.stash.get(BACKGROUND, [])
+    if made:
+        terminalreporter.section("default-model exports made in the background")
+        for label, seconds, error in made:
+            terminalreporter.write_line(f"{seconds:8.2f}s {label}" + (f"  FAILED ({error})" if error else ""))
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import threading
+import time
 
 from mobile_export import tf_process
 
@@ -57,9 +58,10 @@ def install(folder):
 def prefetch(exports, scratch):
     """Run `function(SOURCE, out, **options)` for each (function, name, options) of
     `exports`, in order, in a background thread, so that their entries are made before
-    the tests ask; return a `stop()` that lets a running export finish and starts no
-    other (call it at the end of the run)."""
+    the tests ask; return a `stop()` that lets a running export finish, starts no
+    other, and returns what was made: (label, seconds, error or None) each."""
     stopping = threading.Event()
+    made = []
 
     def work():
         for function, name, options in exports:
@@ -67,11 +69,13 @@ def prefetch(exports, scratch):
                 stopping.wait(5)
             if stopping.is_set():
                 return
-            out = os.path.join(scratch, f"{function.__name__}-{name}")
+            label = f"{function.__name__}-{name}"
+            out, start, error = os.path.join(scratch, label), time.monotonic(), None
             try:
                 function(SOURCE, out, **options)
-            except Exception:  # noqa: BLE001 - no entry is made, so the test's own call reports it
-                pass
+            except Exception as e:  # noqa: BLE001 - no entry is made, so the test's own call reports it
+                error = f"{type(e).__name__}: {str(e)[:200]}"
+            made.append((label, time.monotonic() - start, error))
             _remove(out)
 
     thread = threading.Thread(target=work, name="prefetch-default-exports", daemon=True)
@@ -80,6 +84,7 @@ def prefetch(exports, scratch):
     def stop():
         stopping.set()
         thread.join()
+        return made
 
     return stop
 
