@@ -44,6 +44,14 @@ def serve_worker(worker_args, workers):
     print(json.dumps(workers[kind](*rest)))
 
 
+# keras-hub's gemma2_2b_en geometry.
+GEMMA2_2B = dict(
+    vocabulary_size=256000, num_layers=26, num_query_heads=8, num_key_value_heads=4, hidden_dim=2304,
+    intermediate_dim=18432, head_dim=256, query_head_dim_normalize=True, use_post_ffw_norm=True,
+    use_post_attention_norm=True, final_logit_soft_cap=30.0, attention_logit_soft_cap=50.0,
+    sliding_window_size=4096, use_sliding_window_attention=True)
+
+
 def gemma2_2b(dtype, tokenizer_proto, vocabulary_size=256000):
     """A random-weight causal LM with keras-hub's gemma2_2b_en geometry (the ShieldGemma
     2B geometry too): speed and memory do not depend on the weight values."""
@@ -51,11 +59,7 @@ def gemma2_2b(dtype, tokenizer_proto, vocabulary_size=256000):
 
     import gemma_kit
 
-    backbone = keras_hub.models.GemmaBackbone(
-        vocabulary_size=vocabulary_size, num_layers=26, num_query_heads=8, num_key_value_heads=4,
-        hidden_dim=2304, intermediate_dim=18432, head_dim=256, query_head_dim_normalize=True,
-        use_post_ffw_norm=True, use_post_attention_norm=True, final_logit_soft_cap=30.0,
-        attention_logit_soft_cap=50.0, sliding_window_size=4096, use_sliding_window_attention=True, dtype=dtype)
+    backbone = keras_hub.models.GemmaBackbone(**{**GEMMA2_2B, "vocabulary_size": vocabulary_size}, dtype=dtype)
     tokenizer = keras_hub.models.GemmaTokenizer(proto=tokenizer_proto)
     return gemma_kit.prepare(keras_hub.models.GemmaCausalLM(
         backbone=backbone, preprocessor=keras_hub.models.GemmaCausalLMPreprocessor(tokenizer)))
