@@ -7,6 +7,7 @@ import pytest
 
 import gemma_kit
 from gemma_kit.generation import decode
+from gemma_kit.shield.scoring import pad_rows
 
 from conftest import FIXTURES
 from reference_strings import PROMPTS, tokenizer_strings
@@ -19,11 +20,14 @@ REF = json.loads((FIXTURES / "llama_cpp_default.json").read_text())
 def test_next_token_agrees_with_llama_cpp(default_lm):
     """Teacher-forced on llama.cpp's 16 greedy tokens: top-1 agreement >= 95%."""
     assert [p["text"] for p in REF["prompts"]] == PROMPTS and len(PROMPTS) >= 20
+    rows = [p["prompt_ids"] + p["greedy_ids"] for p in REF["prompts"]]
+    # One right-padded batch (causal attention: a row's positions never see its padding).
+    mask = np.arange(max(map(len, rows)))[None] < np.array([len(r) for r in rows])[:, None]
+    logits = gemma_kit.logits(default_lm, pad_rows(rows, mask.shape[1]), mask)
     agree = total = 0
-    for prompt in REF["prompts"]:
+    for row, prompt in zip(logits, REF["prompts"]):
         n = len(prompt["prompt_ids"])
-        seq = prompt["prompt_ids"] + prompt["greedy_ids"]
-        predicted = gemma_kit.logits(default_lm, [seq])[0, n - 1 : n - 1 + 16].argmax(-1)
+        predicted = row[n - 1 : n - 1 + 16].argmax(-1)
         agree += int((predicted == np.array(prompt["greedy_ids"])).sum())
         total += 16
     assert agree / total >= 0.95, f"agreement {agree}/{total}"
