@@ -17,7 +17,7 @@ def test_placeholder_weights_are_zeros_only_inside_the_scope():
         inside = keras.layers.Dense(4)
         inside.build((None, 8))
         counter = keras.layers.Layer()
-        steps = counter.add_weight(shape=(), initializer="ones", dtype="int32")
+        steps = counter.add_weight(shape=(), initializer="ones", dtype="int32", trainable=False)
     assert keras.layers.Layer.add_weight is add_weight
     assert not np.any(keras.ops.convert_to_numpy(inside.kernel))
     assert int(keras.ops.convert_to_numpy(steps)) == 1  # not a float weight: its initializer runs

@@ -30,11 +30,9 @@ def fix_attention_scale(backbone):
     return backbone
 
 
-class _Placeholder:
+def _placeholder(shape, dtype=None):
     """Zeros from numpy: no random draw, and no XLA program per shape."""
-
-    def __call__(self, shape, dtype=None):
-        return np.zeros(shape, dtype)
+    return np.zeros(shape, dtype)
 
 
 @contextlib.contextmanager
@@ -50,9 +48,10 @@ def placeholder_weights():
     add_weight = keras.layers.Layer.add_weight
 
     def placeholder_add_weight(layer, *args, **kwargs):
-        dtype = kwargs.get("dtype") or (args[2] if len(args) > 2 else None) or layer.variable_dtype
+        # An initializer passed positionally (Keras 2 style) is left as it is.
+        dtype = kwargs.get("dtype") or layer.variable_dtype
         if len(args) < 2 and "float" in keras.backend.standardize_dtype(dtype):
-            kwargs["initializer"] = _Placeholder()
+            kwargs["initializer"] = _placeholder
         return add_weight(layer, *args, **kwargs)
 
     keras.layers.Layer.add_weight = placeholder_add_weight

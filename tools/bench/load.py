@@ -17,7 +17,7 @@ import os
 import platform
 import time
 
-from common import peak_rss_gib, run_worker, serve_worker, write_section
+from common import GEMMA2_2B, peak_rss_gib, run_worker, serve_worker, write_section
 
 SECTION = "## Model loading"
 BACKENDS = ("jax", "tensorflow")
@@ -47,7 +47,6 @@ def build_2b(backend, loader):
     os.environ["KERAS_BACKEND"] = backend
     import keras_hub
 
-    from common import GEMMA2_2B
     from gemma_kit.models.keras_hub_fixes import placeholder_weights
 
     start = time.perf_counter()
