@@ -53,7 +53,8 @@ class ShieldGemma:
         `prompts` is a string or a list; `responses` (same length, entries may be None)
         switches those texts to the prompt-response form. `policies` are names, `Policy`
         objects or None for the four reported harms. `reuse_prefix=False` runs one full
-        prompt per policy instead (same numbers, slower).
+        prompt per policy instead (same numbers, slower). With a single policy there is
+        no prefix to share: its full prompts run `batch_size` texts a pass either way.
         """
         return self._score(prompts, responses, policies, reuse_prefix)[0]
 
@@ -75,7 +76,8 @@ class ShieldGemma:
         prompts, responses = _texts(prompts, responses)
         resolved = policy_lib.resolve_all(policies)
         encoded = [encoding.encode(self.tokenizer, resolved, p, r, self.max_length) for p, r in zip(prompts, responses)]
-        if reuse_prefix:
+        # The shared path runs one text per call; one policy shares nothing among rows.
+        if reuse_prefix and len(resolved) > 1:
             logits = [scoring.score_shared(self.causal_lm, e.shared, e.suffixes, self.answers) for e in encoded]
         else:
             rows = [e.prompt(j) for e in encoded for j in range(len(resolved))]
