@@ -41,29 +41,34 @@ def shared_exports(tmp_path_factory):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefetched_exports(request, tmp_path_factory):
-    """The selected test modules' `DEFAULT_EXPORTS` ((function, name, options) of the
-    default model's exports they make) start in the background with the run, in the
-    modules' order. Only where exports run in a TensorFlow child process: a
-    TensorFlow run would export in a thread of this process."""
+def background(request, tmp_path_factory):
+    """The run's background queue (`background.Queue`), started with the run: the
+    selected test modules' `DEFAULT_EXPORTS` ((function, name, options) of the default
+    model's exports they make), then the jobs of their `background_jobs(request)`, in
+    the modules' order. Empty on TensorFlow, where an export would run in a thread of
+    this process rather than in a child process: each test does its own work."""
+    from background import Queue
+    from shared_exports import export_jobs
+
+    if os.environ["KERAS_BACKEND"] == "tensorflow":
+        yield Queue([])
+        return
     modules = list(dict.fromkeys(item.module for item in request.session.items if hasattr(item, "module")))
     exports = [export for module in modules for export in getattr(module, "DEFAULT_EXPORTS", ())]
-    if not exports or os.environ["KERAS_BACKEND"] == "tensorflow":
-        yield
-        return
-    from shared_exports import prefetch
-
-    request.getfixturevalue("shared_exports")
-    stop = prefetch(exports, tmp_path_factory.mktemp("prefetch"))
-    yield
-    request.config.stash[BACKGROUND] = stop()
+    jobs = export_jobs(exports, str(tmp_path_factory.mktemp("prefetch")))
+    jobs += [job for module in modules if hasattr(module, "background_jobs") for job in module.background_jobs(request)]
+    if exports:
+        request.getfixturevalue("shared_exports")
+    queue = Queue(jobs)
+    yield queue
+    request.config.stash[BACKGROUND] = queue.stop()
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    """The background exports' times, which no test's duration shows."""
+    """The background jobs' times, which no test's duration shows."""
     made = config.stash.get(BACKGROUND, [])
     if made:
-        terminalreporter.section("default-model exports made in the background")
+        terminalreporter.section("jobs done in the background")
         for label, seconds, error in made:
             terminalreporter.write_line(f"{seconds:8.2f}s {label}" + (f"  FAILED ({error})" if error else ""))
 

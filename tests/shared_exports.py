@@ -6,9 +6,8 @@ Every export from another backend runs in a TensorFlow process (`tf_process.run`
 the source "default", this serves a later call with the same module and options from
 a copy of the first one's output instead of running that process again.
 
-`prefetch` makes the exports that test modules declare (`DEFAULT_EXPORTS`) in a
-background thread from the start of the run: the converter works on one core, and a
-test process leaves the second one idle for much of the run.
+`export_jobs` makes the exports that test modules declare (`DEFAULT_EXPORTS`) jobs of
+the run's background queue (`background`), so that they are made before tests ask.
 """
 
 import collections
@@ -17,14 +16,13 @@ import json
 import os
 import shutil
 import threading
-import time
 
 from mobile_export import tf_process
 
 SOURCE = "default"
 # A background export starts only with this much memory free: the 270M's float32
 # classifier export peaks at 9.5 GB.
-PREFETCH_MEMORY = 11 * 2**30
+EXPORT_MEMORY = 11 * 2**30
 _entry_locks = collections.defaultdict(threading.Lock)
 
 
@@ -55,44 +53,22 @@ def install(folder):
     tf_process.run = cached
 
 
-def prefetch(exports, scratch):
-    """Run `function(SOURCE, out, **options)` for each (function, name, options) of
-    `exports`, in order, in a background thread, so that their entries are made before
-    the tests ask; return a `stop()` that lets a running export finish, starts no
-    other, and returns what was made: (label, seconds, error or None) each."""
-    stopping = threading.Event()
-    made = []
+def export_jobs(exports, scratch):
+    """Background jobs (`background.Queue`) that make the entries of `exports`,
+    (function, name, options) each, by calling `function(SOURCE, out, **options)`."""
 
-    def work():
-        for function, name, options in exports:
-            while not stopping.is_set() and _free_memory() < PREFETCH_MEMORY:
-                stopping.wait(5)
-            if stopping.is_set():
-                return
-            label = f"{function.__name__}-{name}"
-            out, start, error = os.path.join(scratch, label), time.monotonic(), None
+    def job(function, name, options):
+        out = os.path.join(scratch, f"{function.__name__}-{name}")
+
+        def make():
             try:
                 function(SOURCE, out, **options)
-            except Exception as e:  # noqa: BLE001 - no entry is made, so the test's own call reports it
-                error = f"{type(e).__name__}: {str(e)[:200]}"
-            made.append((label, time.monotonic() - start, error))
-            _remove(out)
+            finally:
+                _remove(out)
 
-    thread = threading.Thread(target=work, name="prefetch-default-exports", daemon=True)
-    thread.start()
+        return f"{function.__name__}-{name}", make, EXPORT_MEMORY
 
-    def stop():
-        stopping.set()
-        thread.join()
-        return made
-
-    return stop
-
-
-def _free_memory():
-    with open("/proc/meminfo") as f:
-        fields = dict(line.split(":", 1) for line in f)
-    return int(fields["MemAvailable"].split()[0]) * 1024
+    return [job(*export) for export in exports]
 
 
 def _copy(source, target):
