@@ -3,11 +3,17 @@ one after another in a background thread from the start of the run: a test proce
 leaves the second core idle for much of the run, and these jobs are child processes
 (a TensorFlow exporter, a notebook kernel) that need no test's state.
 
+A test that keeps both cores busy by itself holds `exclusive()`: no job starts while it
+runs (one already running goes on), since two processes splitting their work across
+the same two cores slow each other more than they gain.
+
 A test asks for its job's result with `result(label, function)`: it waits for the job
-if it is queued or running, and calls `function` itself if the job is not queued or
-the queue was stopped before reaching it. A job that failed raises its error there.
+if it is running and calls `function` itself if the job has not started (the queue
+then skips it), so that no test waits for work queued behind other work. A job that
+failed raises its error there.
 """
 
+import contextlib
 import threading
 import time
 
@@ -17,9 +23,13 @@ class Queue:
         """`jobs`: (label, function, memory) each; a job starts only once `memory`
         bytes are free."""
         self._jobs = list(jobs)
+        self._lock = threading.Lock()
+        self._states = {label: "queued" for label, _, _ in self._jobs}  # then "running", or "taken" by its test
         self._outcomes = {}
-        self._finished = {label: threading.Event() for label, _, _ in self._jobs}
+        self._finished = {label: threading.Event() for label in self._states}
         self._stopping = threading.Event()
+        self._idle = threading.Condition(self._lock)
+        self._exclusive = 0
         self.made = []  # (label, seconds, error or None) for each job that ran
         self._thread = threading.Thread(target=self._work, name="background-jobs", daemon=True)
         self._thread.start()
@@ -31,6 +41,13 @@ class Queue:
                     self._stopping.wait(5)
                 if self._stopping.is_set():
                     return
+                with self._lock:
+                    self._idle.wait_for(lambda: not self._exclusive or self._stopping.is_set())
+                    if self._stopping.is_set():
+                        return
+                    if self._states[label] == "taken":
+                        continue
+                    self._states[label] = "running"
                 start, value, error = time.monotonic(), None, None
                 try:
                     value = function()
@@ -40,11 +57,15 @@ class Queue:
                 self._outcomes[label] = (value, error)
                 self._finished[label].set()
         finally:
-            for event in self._finished.values():  # jobs never reached: their tests run them
+            for event in self._finished.values():
                 event.set()
 
     def result(self, label, function):
-        if label in self._finished:
+        with self._lock:
+            running = self._states.get(label) == "running"
+            if self._states.get(label) == "queued":
+                self._states[label] = "taken"
+        if running:
             self._finished[label].wait()
             if label in self._outcomes:
                 value, error = self._outcomes[label]
@@ -53,9 +74,23 @@ class Queue:
                 return value
         return function()
 
+    @contextlib.contextmanager
+    def exclusive(self):
+        """No job starts inside this block."""
+        with self._lock:
+            self._exclusive += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._exclusive -= 1
+                self._idle.notify_all()
+
     def stop(self):
         """Let a running job finish, start no other; what ran (see `made`)."""
-        self._stopping.set()
+        with self._lock:
+            self._stopping.set()
+            self._idle.notify_all()
         self._thread.join()
         return self.made
 

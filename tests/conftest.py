@@ -31,7 +31,7 @@ def compilation_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def shared_exports(tmp_path_factory):
-    """The run's cache of default-model exports (`shared_exports`), in use in this
+    """The run's cache of exports of fixed sources (`shared_exports`), in use in this
     process; its folder, for the notebooks' kernels to use too."""
     from shared_exports import install
 
@@ -43,8 +43,8 @@ def shared_exports(tmp_path_factory):
 @pytest.fixture(scope="session", autouse=True)
 def background(request, tmp_path_factory):
     """The run's background queue (`background.Queue`), started with the run: the
-    selected test modules' `DEFAULT_EXPORTS` ((function, name, options) of the default
-    model's exports they make), then the jobs of their `background_jobs(request)`, in
+    selected test modules' `SHARED_EXPORTS` ((function, source, name, options) of the
+    exports of fixed sources they make, `shared_exports`), then the jobs of their `background_jobs(request)`, in
     the modules' order. Empty on TensorFlow, where an export would run in a thread of
     this process rather than in a child process: each test does its own work."""
     from background import Queue
@@ -54,7 +54,7 @@ def background(request, tmp_path_factory):
         yield Queue([])
         return
     modules = list(dict.fromkeys(item.module for item in request.session.items if hasattr(item, "module")))
-    exports = [export for module in modules for export in getattr(module, "DEFAULT_EXPORTS", ())]
+    exports = [export for module in modules for export in getattr(module, "SHARED_EXPORTS", ())]
     jobs = export_jobs(exports, str(tmp_path_factory.mktemp("prefetch")))
     jobs += [job for module in modules if hasattr(module, "background_jobs") for job in module.background_jobs(request)]
     if exports:
@@ -62,6 +62,13 @@ def background(request, tmp_path_factory):
     queue = Queue(jobs)
     yield queue
     request.config.stash[BACKGROUND] = queue.stop()
+
+
+@pytest.fixture
+def exclusive(background):
+    """For a test that keeps both cores busy: no background job starts while it runs."""
+    with background.exclusive():
+        yield
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -1,12 +1,13 @@
-"""The default model's exports, made once per test run and shared: by the tests that
-export it with the same options and by the notebooks that show the same export
-(`test_notebooks` installs this in each notebook's kernel before its first cell).
+"""Exports of sources that stay the same for the whole run (the default model, the
+fixture files), made once per run and shared: by the tests that export them with the
+same options and by the notebooks that show the same export (`test_notebooks`
+installs this in each notebook's kernel before its first cell).
 
 Every export from another backend runs in a TensorFlow process (`tf_process.run`); for
-the source "default", this serves a later call with the same module and options from
+such a source, this serves a later call with the same module, source and options from
 a copy of the first one's output instead of running that process again.
 
-`export_jobs` makes the exports that test modules declare (`DEFAULT_EXPORTS`) jobs of
+`export_jobs` makes the exports that test modules declare (`SHARED_EXPORTS`) jobs of
 the run's background queue (`background`), so that they are made before tests ask.
 """
 
@@ -19,22 +20,24 @@ import threading
 
 from mobile_export import tf_process
 
-SOURCE = "default"
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 # A background export starts only with this much memory free: the 270M's float32
 # classifier export peaks at 9.5 GB.
 EXPORT_MEMORY = 11 * 2**30
+FIXTURE_EXPORT_MEMORY = 2 * 2**30
 _entry_locks = collections.defaultdict(threading.Lock)
 
 
 def install(folder):
-    """Route `tf_process.run` for the default model through the cache in `folder`."""
+    """Route `tf_process.run` for the run's fixed sources through the cache in `folder`."""
     run = tf_process.run
 
     def cached(module, model, args, check_model=None):
-        if model != SOURCE:
+        if not _fixed(model):
             return run(module, model, args, check_model)
         out, options = os.fspath(args[0]), [str(a) for a in args[1:]]
-        entry = os.path.join(folder, hashlib.sha256(json.dumps([module, *options]).encode()).hexdigest()[:16])
+        key = json.dumps([module, os.fspath(model), *options])
+        entry = os.path.join(folder, hashlib.sha256(key.encode()).hexdigest()[:16])
         with _entry_locks[entry]:  # a test asking for an export being made waits for it
             if not os.path.isdir(entry):
                 result = run(module, model, args, check_model)
@@ -55,20 +58,28 @@ def install(folder):
 
 def export_jobs(exports, scratch):
     """Background jobs (`background.Queue`) that make the entries of `exports`,
-    (function, name, options) each, by calling `function(SOURCE, out, **options)`."""
+    (function, source, name, options) each, by calling `function(source, out, **options)`."""
 
-    def job(function, name, options):
-        out = os.path.join(scratch, f"{function.__name__}-{name}")
+    def job(function, source, name, options):
+        label = f"{function.__name__} {os.path.basename(os.fspath(source))} {name}"
+        out = os.path.join(scratch, label.replace(" ", "-"))
 
         def make():
             try:
-                function(SOURCE, out, **options)
+                function(source, out, **options)
             finally:
                 _remove(out)
 
-        return f"{function.__name__}-{name}", make, EXPORT_MEMORY
+        return label, make, EXPORT_MEMORY if source == "default" else FIXTURE_EXPORT_MEMORY
 
     return [job(*export) for export in exports]
+
+
+def _fixed(model):
+    """The default model, or a file of the test fixtures."""
+    if not isinstance(model, (str, os.PathLike)):
+        return False
+    return model == "default" or os.path.dirname(os.path.abspath(model)) == FIXTURES
 
 
 def _copy(source, target):

@@ -15,6 +15,14 @@ from mobile_export.operators import operators
 from mobile_export.verify import greedy
 
 PROMPT = [2, 40, 50, 60, 70]
+TINY = str(FIXTURES / "tiny_gemma2_f32.gguf")
+# The fixture GGUF's exports below, made in the background and served to their tests.
+SHARED_EXPORTS = [
+    *[(export, TINY, f"tiny.{format}", {"prefill_lengths": (16,), "kv_len": 64}) for format in ("litertlm", "task")],
+    *[(export, TINY, f"good.{format}", {"prefill_lengths": (8,), "kv_len": 32}) for format in ("litertlm", "task")],
+    *[(export, TINY, f"{quantize}.tflite", {"prefill_lengths": (8, 16), "kv_len": 64, "quantize": quantize})
+      for quantize in ("none", "fp16", "int8", "int4")],
+]
 
 
 @pytest.fixture(scope="module", params=["gemma2_2b_geometry", "gemma3"])
@@ -65,9 +73,8 @@ def test_bundle_runs_in_the_litert_lm_engine(format, tmp_path):
     greedily as Keras does."""
     import litert_lm
 
-    lm = gemma_kit.load_model(str(FIXTURES / "tiny_gemma2_f32.gguf"))
-    path = export(str(FIXTURES / "tiny_gemma2_f32.gguf"), tmp_path / f"tiny.{format}", prefill_lengths=(16,),
-                  kv_len=64)
+    lm = gemma_kit.load_model(TINY)
+    path = export(TINY, tmp_path / f"tiny.{format}", prefill_lengths=(16,), kv_len=64)
     check_bundle(path)
     if format == "task":
         _check_stored_and_aligned(path)
@@ -94,20 +101,19 @@ def _check_stored_and_aligned(path):
 
 
 def test_refusals(tmp_path):
-    tiny = str(FIXTURES / "tiny_gemma2_f32.gguf")
     with pytest.raises(GemmaKitError, match="prefill lengths \\[128\\] must be between 1 and the KV cache length 64"):
-        export(tiny, tmp_path / "m.tflite", prefill_lengths=(128,), kv_len=64)
+        export(TINY, tmp_path / "m.tflite", prefill_lengths=(128,), kv_len=64)
     with pytest.raises(GemmaKitError, match="unknown export format 'onnx'"):
-        export(tiny, tmp_path / "m.onnx")
+        export(TINY, tmp_path / "m.onnx")
     (tmp_path / "bad.litertlm").write_bytes(b"NOTLITERT" * 10)
     with pytest.raises(GemmaKitError, match="bad.litertlm: not a .litertlm file"):
         check_bundle(tmp_path / "bad.litertlm")
-    good = export(tiny, tmp_path / "good.litertlm", prefill_lengths=(8,), kv_len=32)
+    good = export(TINY, tmp_path / "good.litertlm", prefill_lengths=(8,), kv_len=32)
     data = open(good, "rb").read()
     (tmp_path / "cut.litertlm").write_bytes(data[: len(data) // 2])
     with pytest.raises(GemmaKitError, match="cut.litertlm: truncated .litertlm"):
         check_bundle(tmp_path / "cut.litertlm")
-    task = export(tiny, tmp_path / "good.task", prefill_lengths=(8,), kv_len=32)
+    task = export(TINY, tmp_path / "good.task", prefill_lengths=(8,), kv_len=32)
     (tmp_path / "cut.task").write_bytes(open(task, "rb").read()[:-100])
     with pytest.raises(GemmaKitError, match="cut.task: damaged or truncated .task"):
         check_bundle(tmp_path / "cut.task")
@@ -133,9 +139,8 @@ def test_quantized_export_reports_its_error(quantize, max_kl, max_size, tmp_path
     """Quantized weights shrink the file and keep builtin operators; the reported
     per-signature error against Keras is small, and the interpreter shows the weights
     really changed."""
-    tiny = str(FIXTURES / "tiny_gemma2_f32.gguf")
-    reference = export(tiny, tmp_path / "float32.tflite", prefill_lengths=(8, 16), kv_len=64)
-    exported = export(tiny, tmp_path / f"{quantize}.tflite", prefill_lengths=(8, 16), kv_len=64, quantize=quantize)
+    reference = export(TINY, tmp_path / "float32.tflite", prefill_lengths=(8, 16), kv_len=64)
+    exported = export(TINY, tmp_path / f"{quantize}.tflite", prefill_lengths=(8, 16), kv_len=64, quantize=quantize)
     assert exported.quantize == quantize and set(exported.error) == {"prefill_8", "prefill_16", "decode"}
     assert exported.size < max_size * reference.size
     assert not [op for op in operators(open(exported, "rb").read()) if op.startswith("custom:")]
@@ -193,10 +198,9 @@ def test_int8_weights_of_a_float_model_equal_keras_int8():
     from gemma_kit.finetune import lora
     from mobile_export.int8_graph import Int8Weights
 
-    tiny = str(FIXTURES / "tiny_gemma2_f32.gguf")
-    lm = gemma_kit.load_model(tiny)
+    lm = gemma_kit.load_model(TINY)
     ours = Int8Weights(lm.backbone)
-    keras_int8 = Int8Weights(lora.quantize(gemma_kit.load_model(tiny), "int8").backbone)
+    keras_int8 = Int8Weights(lora.quantize(gemma_kit.load_model(TINY), "int8").backbone)
     assert len(ours.dense) == 7 * lm.backbone.num_layers  # q, k, v, o, gate, up, down
     pairs = [((q, s), (kq, ks)) for (_, q, s, *_), (_, kq, ks, *_) in zip(ours.dense, keras_int8.dense)]
     pairs.append(((ours.table_q, ours.table_scale), (keras_int8.table_q, keras_int8.table_scale)))
@@ -210,7 +214,7 @@ def test_lora_model_exports_with_its_adapter(tmp_path):
     the interpreter's greedy tokens and logits equal the tuned Keras model's."""
     from gemma_kit.finetune import enable_lora
 
-    lm = gemma_kit.load_model(str(FIXTURES / "tiny_gemma2_f32.gguf"))
+    lm = gemma_kit.load_model(TINY)
     enable_lora(lm, rank=2, targets=("query", "value"))
     rng = np.random.default_rng(0)
     for variable in lm.backbone.trainable_weights:  # B starts at zero: give the adapter an effect
@@ -220,5 +224,5 @@ def test_lora_model_exports_with_its_adapter(tmp_path):
     assert tokens == generate_ids(lm, [PROMPT], 24)[0]
     full = gemma_kit.logits(lm, [PROMPT + tokens[:-1]])[0, len(PROMPT) - 1 :]
     assert np.abs(full - logits).max() <= 1e-3
-    untuned = gemma_kit.logits(gemma_kit.load_model(str(FIXTURES / "tiny_gemma2_f32.gguf")), [PROMPT])[0, -1]
+    untuned = gemma_kit.logits(gemma_kit.load_model(TINY), [PROMPT])[0, -1]
     assert np.abs(untuned - logits[0]).max() > 1e-2

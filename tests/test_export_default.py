@@ -17,17 +17,17 @@ KV_LEN = 256
 INT8_PREFILL, INT8_KV_LEN = (32, 128), 512
 # float32 and int8; the int8 one with notebook 05's options, so that the notebook is
 # served the same file.
-DEFAULT_EXPORTS = [
-    (export, "float32.tflite", {"prefill_lengths": (16, 64), "kv_len": KV_LEN}),
-    (export, "int8.tflite", {"prefill_lengths": INT8_PREFILL, "kv_len": INT8_KV_LEN, "quantize": "int8"}),
+SHARED_EXPORTS = [
+    (export, "default", "float32.tflite", {"prefill_lengths": (16, 64), "kv_len": KV_LEN}),
+    (export, "default", "int8.tflite", {"prefill_lengths": INT8_PREFILL, "kv_len": INT8_KV_LEN, "quantize": "int8"}),
 ]
 
 
 @pytest.fixture(scope="module")
 def default(tmp_path_factory, default_lm, shared_exports):
     folder = tmp_path_factory.mktemp("default_export")
-    for function, name, options in DEFAULT_EXPORTS:
-        function("default", folder / name, **options)
+    for function, source, name, options in SHARED_EXPORTS:
+        function(source, folder / name, **options)
     return default_lm, folder
 
 

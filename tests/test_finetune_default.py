@@ -10,7 +10,7 @@ import gemma_kit
 from gemma_kit.finetune.recipe import tune
 from gemma_kit.generation import generate
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("exclusive")]  # training keeps both cores busy
 EPOCHS, MARGIN = 2, 0.15  # measured: F1 0.736 untuned, 0.984 tuned (docs/benchmarks.md)
 
 

@@ -12,13 +12,13 @@ from mobile_export.guard_runtime import OnDeviceGuard
 pytestmark = pytest.mark.slow
 LENGTHS = {"prompt": 256, "response": 320}
 # float32 and int8; notebook 06 exports the int8 one with the same options.
-DEFAULT_EXPORTS = [(export_guard, q, {"lengths": LENGTHS, "quantize": q}) for q in ("none", "int8")]
+SHARED_EXPORTS = [(export_guard, "default", q, {"lengths": LENGTHS, "quantize": q}) for q in ("none", "int8")]
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, shared_exports):
     root = tmp_path_factory.mktemp("default_guard")
-    return {name: function("default", root / name, **options) for function, name, options in DEFAULT_EXPORTS}
+    return {name: function(source, root / name, **options) for function, source, name, options in SHARED_EXPORTS}
 
 
 @pytest.mark.parametrize("use", ["prompt", "response"])

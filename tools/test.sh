@@ -12,7 +12,7 @@ command -v node >/dev/null || { apt-get update -qq && apt-get install -y -qq nod
 (cd mobile_export/web && npm ci --no-audit --no-fund --loglevel=error)
 export TF_CPP_MIN_LOG_LEVEL=3 PYTHONDONTWRITEBYTECODE=1
 # TCMalloc keeps freed pages for reuse where glibc hands large blocks back to the system
-# and faults them in again: the 270M's float32 export takes 68 s under it instead of 89.
+# and faults them in again: exports run faster under it (docs/benchmarks.md, "Memory allocator").
 tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 [ -e $tcmalloc ] || { apt-get update -qq && apt-get install -y -qq libtcmalloc-minimal4 >/dev/null; }
 export LD_PRELOAD=$tcmalloc TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD=$((1 << 40))

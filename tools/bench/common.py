@@ -27,11 +27,11 @@ def peak_rss_gib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def run_worker(script, args, python=sys.executable):
-    """Run `script --worker ARGS` in a fresh process (peak RSS is per process); its last
-    stdout line is JSON."""
+def run_worker(script, args, python=sys.executable, env=()):
+    """Run `script --worker ARGS` in a fresh process (peak RSS is per process), with
+    `env` added to the environment; its last stdout line is JSON."""
     out = subprocess.run([python, os.path.abspath(script), "--worker", *args], capture_output=True, text=True,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **dict(env)})
     if out.returncode != 0:
         raise RuntimeError(f"worker {args} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
