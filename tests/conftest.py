@@ -44,9 +44,10 @@ def shared_exports(tmp_path_factory):
 def background(request, tmp_path_factory):
     """The run's background queue (`background.Queue`), started with the run: the
     selected test modules' `SHARED_EXPORTS` ((function, source, name, options) of the
-    exports of fixed sources they make, `shared_exports`), then the jobs of their `background_jobs(request)`, in
-    the modules' order. Empty on TensorFlow, where an export would run in a thread of
-    this process rather than in a child process: each test does its own work."""
+    exports of fixed sources they make, see `shared_exports`), then the jobs of their
+    `background_jobs(request)`, in the modules' order. Empty on TensorFlow, where an
+    export would run in a thread of this process rather than in a child process: each
+    test does its own work."""
     from background import Queue
     from shared_exports import export_jobs
 
@@ -55,7 +56,7 @@ def background(request, tmp_path_factory):
         return
     modules = list(dict.fromkeys(item.module for item in request.session.items if hasattr(item, "module")))
     exports = [export for module in modules for export in getattr(module, "SHARED_EXPORTS", ())]
-    jobs = export_jobs(exports, str(tmp_path_factory.mktemp("prefetch")))
+    jobs = export_jobs(exports, str(tmp_path_factory.mktemp("background_exports")))
     jobs += [job for module in modules if hasattr(module, "background_jobs") for job in module.background_jobs(request)]
     if exports:
         request.getfixturevalue("shared_exports")

@@ -1,4 +1,7 @@
-"""Sharded tuning and generation on 8 simulated CPU devices (JAX) equal one device."""
+"""Sharded tuning and generation on 8 simulated CPU devices (JAX) equal one device.
+
+Each layout runs in a worker process of its own, so the runs are jobs of the run's
+background queue (`background`), each test taking its runs' outcome."""
 
 import os
 import subprocess
@@ -9,28 +12,45 @@ import pytest
 from conftest import ROOT
 
 WORKER = ROOT / "tests" / "sharded_worker.py"
+# name: (layout, environment); the last one with keras-hub's own layout map.
+RUNS = {"single": ("single", {}), "data": ("data", {}), "1x8": ("1x8", {}), "2x4": ("2x4", {}),
+        "keras-hub layout": ("1x8", {"GEMMA_KIT_KERAS_HUB_LAYOUT": "1"})}
+WORKER_MEMORY = 2 * 2**30
 
 
-def run_worker(layout, out, **env):
+def run_worker(name, folder):
+    """(completed process, its output .npz) for `RUNS[name]`."""
+    layout, env = RUNS[name]
+    out = folder / "out.npz"
     environment = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", **env}
-    return subprocess.run([sys.executable, str(WORKER), layout, str(out)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, str(WORKER), layout, str(out)], capture_output=True, text=True,
                           env=environment, timeout=900)
+    return done, out
+
+
+def background_jobs(request):
+    factory = request.getfixturevalue("tmp_path_factory")
+    return [(f"sharded {name}", lambda name=name: run_worker(name, factory.mktemp("sharded")), WORKER_MEMORY)
+            for name in RUNS]
+
+
+def outcome(background, factory, name):
+    return background.result(f"sharded {name}", lambda: run_worker(name, factory.mktemp("sharded")))
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sharded") / "single.npz"
-    done = run_worker("single", out)
+def single(background, tmp_path_factory):
+    done, out = outcome(background, tmp_path_factory, "single")
     assert done.returncode == 0, done.stderr[-3000:]
     return np.load(out)
 
 
 @pytest.mark.parametrize("layout", ["data", "1x8", "2x4"])
-def test_sharded_fit_and_generate_equal_one_device(single, layout, tmp_path):
+def test_sharded_fit_and_generate_equal_one_device(single, layout, background, tmp_path_factory):
     """8-way data parallel, and model axes of 8 and 4 on a model with 2 KV heads."""
-    done = run_worker(layout, tmp_path / "out.npz")
+    done, out = outcome(background, tmp_path_factory, layout)
     assert done.returncode == 0, done.stderr[-3000:]
-    sharded = np.load(tmp_path / "out.npz")
+    sharded = np.load(out)
     np.testing.assert_allclose(sharded["before"], single["before"], atol=1e-4)
     np.testing.assert_allclose(sharded["loss"], single["loss"], rtol=1e-5)
     np.testing.assert_allclose(sharded["after"], single["after"], atol=1e-4)
@@ -40,7 +60,7 @@ def test_sharded_fit_and_generate_equal_one_device(single, layout, tmp_path):
         assert str(sharded["key_spec"]) == "P(None, 'batch', 'model')"
 
 
-def test_keras_hub_layout_map_fails_there(tmp_path):
+def test_keras_hub_layout_map_fails_there(background, tmp_path_factory):
     """The keras-hub bug the kit's layout works around (see the reference notes)."""
-    done = run_worker("1x8", tmp_path / "out.npz", GEMMA_KIT_KERAS_HUB_LAYOUT="1")
+    done, _ = outcome(background, tmp_path_factory, "keras-hub layout")
     assert done.returncode != 0 and "IndivisibleError" in done.stderr
