@@ -42,10 +42,10 @@ def shared_exports(tmp_path_factory):
 
 @pytest.fixture(scope="session", autouse=True)
 def background(request, tmp_path_factory):
-    """The run's background queue (`background.Queue`), started with the run: the
-    selected test modules' `SHARED_EXPORTS` ((function, source, name, options) of the
-    exports of fixed sources they make, see `shared_exports`), then the jobs of their
-    `background_jobs(request)`, in the modules' order. Empty on TensorFlow, where an
+    """The run's background queue (`background.Queue`), started with the run: module
+    by module, in the order the tests run, the `SHARED_EXPORTS` ((function, source,
+    name, options) of the exports of fixed sources it makes, see `shared_exports`),
+    then the jobs of its `background_jobs(request)`. Empty on TensorFlow, where an
     export would run in a thread of this process rather than in a child process: each
     test does its own work."""
     from background import Queue
@@ -55,11 +55,12 @@ def background(request, tmp_path_factory):
         yield Queue([])
         return
     modules = list(dict.fromkeys(item.module for item in request.session.items if hasattr(item, "module")))
-    exports = [export for module in modules for export in getattr(module, "SHARED_EXPORTS", ())]
-    jobs = export_jobs(exports, str(tmp_path_factory.mktemp("background_exports")))
-    jobs += [job for module in modules if hasattr(module, "background_jobs") for job in module.background_jobs(request)]
-    if exports:
+    if any(getattr(module, "SHARED_EXPORTS", ()) for module in modules):
         request.getfixturevalue("shared_exports")
+    scratch, jobs = str(tmp_path_factory.mktemp("background_exports")), []
+    for module in modules:  # in the order the tests will ask
+        jobs += export_jobs(getattr(module, "SHARED_EXPORTS", ()), scratch)
+        jobs += module.background_jobs(request) if hasattr(module, "background_jobs") else []
     queue = Queue(jobs)
     yield queue
     request.config.stash[BACKGROUND] = queue.stop()
