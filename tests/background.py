@@ -1,7 +1,7 @@
-"""The run's long, independent jobs (the default model's exports, the notebooks), done
-one after another in a background thread from the start of the run: a test process
-leaves the second core idle for much of the run, and these jobs are child processes
-(a TensorFlow exporter, a notebook kernel) that need no test's state.
+"""The run's long, independent jobs (exports, notebooks, CLI commands, worker
+processes), done one after another in a background thread from the start of the run:
+a test process leaves the second core idle for much of the run, and these jobs are
+child processes (a TensorFlow exporter, a notebook kernel) that need no test's state.
 
 A test that keeps both cores busy by itself holds `exclusive()`: no job starts while it
 runs (one already running goes on), since two processes splitting their work across
@@ -37,7 +37,8 @@ class Queue:
     def _work(self):
         try:
             for label, function, memory in self._jobs:
-                while not self._stopping.is_set() and free_memory() < memory:
+                # A job its test has taken needs no memory waited for.
+                while not self._stopping.is_set() and self._states[label] != "taken" and free_memory() < memory:
                     self._stopping.wait(5)
                 if self._stopping.is_set():
                     return
