@@ -7,10 +7,10 @@ A test that keeps both cores busy by itself holds `exclusive()`: no job starts w
 runs (one already running goes on), since two processes splitting their work across
 the same two cores slow each other more than they gain.
 
-A test asks for its job's result with `result(label, function)`: it waits for the job
-if it is running and calls `function` itself if the job has not started (the queue
-then skips it), so that no test waits for work queued behind other work. A job that
-failed raises its error there.
+A test asks for its job's outcome with `result(label)`: it waits for the job if it is
+running or done, and does the job itself if it has not started (the queue then skips
+it), so that no test waits for work queued behind other work. A job that failed raises
+its error there.
 """
 
 import contextlib
@@ -19,61 +19,63 @@ import time
 
 
 class Queue:
-    def __init__(self, jobs):
+    def __init__(self, jobs, start=True):
         """`jobs`: (label, function, memory) each; a job starts only once `memory`
-        bytes are free."""
-        self._jobs = list(jobs)
+        bytes are free. Without `start`, no job runs in the background: each is done by
+        the test that asks for it."""
+        self._jobs = {label: (function, memory) for label, function, memory in jobs}
         self._lock = threading.Lock()
-        self._states = {label: "queued" for label, _, _ in self._jobs}  # then "running", or "taken" by its test
+        self._started = set()  # by the queue or by a test
         self._outcomes = {}
-        self._finished = {label: threading.Event() for label in self._states}
+        self._finished = {label: threading.Event() for label in self._jobs}
         self._stopping = threading.Event()
         self._idle = threading.Condition(self._lock)
         self._exclusive = 0
-        self.made = []  # (label, seconds, error or None) for each job that ran
+        self.made = []  # (label, seconds, error or None) for each job the queue ran
         self._thread = threading.Thread(target=self._work, name="background-jobs", daemon=True)
-        self._thread.start()
+        if start:
+            self._thread.start()
 
     def _work(self):
-        try:
-            for label, function, memory in self._jobs:
-                # A job its test has taken needs no memory waited for.
-                while not self._stopping.is_set() and self._states[label] != "taken" and free_memory() < memory:
-                    self._stopping.wait(5)
+        for label, (_, memory) in self._jobs.items():
+            # A job a test has started needs no memory waited for.
+            while not self._stopping.is_set() and label not in self._started and free_memory() < memory:
+                self._stopping.wait(5)
+            with self._lock:
+                self._idle.wait_for(lambda: not self._exclusive or self._stopping.is_set())
                 if self._stopping.is_set():
                     return
-                with self._lock:
-                    self._idle.wait_for(lambda: not self._exclusive or self._stopping.is_set())
-                    if self._stopping.is_set():
-                        return
-                    if self._states[label] == "taken":
-                        continue
-                    self._states[label] = "running"
-                start, value, error = time.monotonic(), None, None
-                try:
-                    value = function()
-                except Exception as e:  # noqa: BLE001 - raised again in the test that asks
-                    error = e
-                self.made.append((label, time.monotonic() - start, error and f"{type(error).__name__}: {str(error)[:200]}"))
-                self._outcomes[label] = (value, error)
-                self._finished[label].set()
-        finally:
-            for event in self._finished.values():
-                event.set()
+                if label in self._started:
+                    continue
+                self._started.add(label)
+            start = time.monotonic()
+            error = self._do(label)
+            self.made.append((label, time.monotonic() - start, error and f"{type(error).__name__}: {str(error)[:200]}"))
 
-    def result(self, label, function):
+    def _do(self, label):
+        value, error = None, RuntimeError(f"background job {label!r} was interrupted")
+        try:
+            value, error = self._jobs[label][0](), None
+        except Exception as e:  # noqa: BLE001 - raised again in the test that asks
+            error = e
+        finally:  # so that no test waits for ever
+            self._outcomes[label] = (value, error)
+            self._finished[label].set()
+        return error
+
+    def result(self, label):
+        if label not in self._jobs:
+            raise KeyError(f"no background job {label!r} in this run (its module's jobs leave it out)")
         with self._lock:
-            running = self._states.get(label) == "running"
-            if self._states.get(label) == "queued":
-                self._states[label] = "taken"
-        if running:
-            self._finished[label].wait()
-            if label in self._outcomes:
-                value, error = self._outcomes[label]
-                if error is not None:
-                    raise error
-                return value
-        return function()
+            mine = label not in self._started
+            self._started.add(label)
+        if mine:
+            self._do(label)
+        self._finished[label].wait()
+        value, error = self._outcomes[label]
+        if error is not None:
+            raise error
+        return value
 
     @contextlib.contextmanager
     def exclusive(self):
@@ -92,7 +94,8 @@ class Queue:
         with self._lock:
             self._stopping.set()
             self._idle.notify_all()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
         return self.made
 
 

@@ -45,15 +45,12 @@ def background(request, tmp_path_factory):
     """The run's background queue (`background.Queue`), started with the run: module
     by module, in the order the tests run, the `SHARED_EXPORTS` ((function, source,
     name, options) of the exports of fixed sources it makes, see `shared_exports`),
-    then the jobs of its `background_jobs(request)`. Empty on TensorFlow, where an
-    export would run in a thread of this process rather than in a child process: each
-    test does its own work."""
+    then the jobs of its `background_jobs(request)`. Not started on TensorFlow, where
+    an export would run in a thread of this process rather than in a child process:
+    each test does its own job."""
     from background import Queue
     from shared_exports import export_jobs
 
-    if os.environ["KERAS_BACKEND"] == "tensorflow":
-        yield Queue([])
-        return
     modules = list(dict.fromkeys(item.module for item in request.session.items if hasattr(item, "module")))
     if any(getattr(module, "SHARED_EXPORTS", ()) for module in modules):
         request.getfixturevalue("shared_exports")
@@ -61,7 +58,7 @@ def background(request, tmp_path_factory):
     for module in modules:  # in the order the tests will ask
         jobs += export_jobs(getattr(module, "SHARED_EXPORTS", ()), scratch)
         jobs += module.background_jobs(request) if hasattr(module, "background_jobs") else []
-    queue = Queue(jobs)
+    queue = Queue(jobs, start=os.environ["KERAS_BACKEND"] != "tensorflow")
     yield queue
     request.config.stash[BACKGROUND] = queue.stop()
 

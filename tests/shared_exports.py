@@ -1,7 +1,8 @@
 """Exports of sources that stay the same for the whole run (the default model, the
-fixture files), made once per run and shared: by the tests that export them with the
-same options and by the notebooks that show the same export (`test_notebooks`
-installs this in each notebook's kernel before its first cell).
+fixture files, the tiny random models of `tiny_source`), made once per run and shared:
+by the tests that export them with the same options and by the notebooks that show the
+same export (`test_notebooks` installs this in each notebook's kernel before its first
+cell).
 
 Every export from another backend runs in a TensorFlow process (`tf_process.run`); for
 such a source, this serves a later call with the same module, source and options from
@@ -15,21 +16,28 @@ import collections
 import hashlib
 import json
 import os
+import pathlib
 import shutil
 import threading
 
 from mobile_export import tf_process
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+# A tiny random model (`tiny_models`) saved once for the run: kind "lm" over the GGUF
+# fixtures' vocabulary (512 pieces), "shield" over the shield test tokenizer.
+Tiny = collections.namedtuple("Tiny", "kind geometry")
 # A background export starts only with this much memory free: the 270M's float32
 # classifier export peaks at 9.5 GB.
 EXPORT_MEMORY = 11 * 2**30
 FIXTURE_EXPORT_MEMORY = 2 * 2**30
 _entry_locks = collections.defaultdict(threading.Lock)
+_tiny_sources = None  # the run's folder of tiny models, set by `install`
 
 
 def install(folder):
     """Route `tf_process.run` for the run's fixed sources through the cache in `folder`."""
+    global _tiny_sources
+    _tiny_sources = os.path.join(folder, "sources")
     run = tf_process.run
 
     def cached(module, model, args, check_model=None):
@@ -56,11 +64,38 @@ def install(folder):
     tf_process.run = cached
 
 
+def tiny_source(source):
+    """The folder of `source`, a `Tiny` (saved on first use, by the thread that asks:
+    the models are drawn from torch's global seed)."""
+    from tiny_models import save_model, save_shield_model
+
+    if _tiny_sources is None:
+        raise RuntimeError("tiny sources need the shared_exports fixture")
+    folder = pathlib.Path(_tiny_sources, f"{source.kind}-{source.geometry}")
+    with _entry_locks[str(folder)]:
+        if not folder.is_dir():
+            staging = folder.with_suffix(".partial")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            if source.kind == "lm":
+                from gemma_kit.models.gguf_model import GGUFModelFile
+
+                vocabulary = GGUFModelFile(os.path.join(FIXTURES, "tiny_gemma2_f32.gguf")).sentencepiece_proto()
+                save_model(source.geometry, staging, vocabulary, 512)
+            else:
+                save_shield_model(source.geometry, staging, pathlib.Path(FIXTURES, "tiny_shield_tokenizer.model").read_bytes())
+            os.replace(staging, folder)
+    return folder
+
+
 def export_jobs(exports, scratch):
     """Background jobs (`background.Queue`) that make the entries of `exports`,
-    (function, source, name, options) each, by calling `function(source, out, **options)`."""
+    (function, source, name, options) each, by calling `function(source, out, **options)`;
+    a `Tiny` source is saved here, before any job runs."""
 
     def job(function, source, name, options):
+        if isinstance(source, Tiny):
+            source = str(tiny_source(source))
         label = f"{function.__name__} {os.path.basename(os.fspath(source))} {name}"
         out = os.path.join(scratch, label.replace(" ", "-"))
 
@@ -76,10 +111,10 @@ def export_jobs(exports, scratch):
 
 
 def _fixed(model):
-    """The default model, or a file of the test fixtures."""
+    """The default model, a file of the test fixtures, or a tiny source."""
     if not isinstance(model, (str, os.PathLike)):
         return False
-    return model == "default" or os.path.dirname(os.path.abspath(model)) == FIXTURES
+    return model == "default" or os.path.dirname(os.path.abspath(model)) in (FIXTURES, _tiny_sources)
 
 
 def _copy(source, target):

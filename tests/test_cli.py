@@ -44,10 +44,9 @@ def _run_commands(name, factory, shield_folder):
 
 
 @pytest.fixture
-def outcome(request, background, tmp_path_factory, tiny_shield_folder):
+def outcome(request, background):
     """(processes, folder): the outcome of this test's commands."""
-    name = request.function.__name__[5:]
-    return background.result(f"cli {name}", lambda: _run_commands(name, tmp_path_factory, tiny_shield_folder))
+    return background.result(f"cli {request.function.__name__[5:]}")
 
 
 @commands

@@ -13,11 +13,19 @@ from mobile_export.bundle import check_bundle
 from mobile_export.export import export
 from mobile_export.operators import operators
 from mobile_export.verify import greedy
+from shared_exports import Tiny, tiny_source
 
 PROMPT = [2, 40, 50, 60, 70]
 TINY = str(FIXTURES / "tiny_gemma2_f32.gguf")
-# The fixture GGUF's exports below, made in the background and served to their tests.
+GEOMETRIES = ["gemma2_2b_geometry", "gemma3"]
+INT8_TEST = {"prefill_lengths": (8, 16), "kv_len": 64}
+# The fixture GGUF's and the tiny models' exports below, made in the background and
+# served to their tests.
 SHARED_EXPORTS = [
+    *[(export, Tiny("lm", geometry), "model.tflite", {"prefill_lengths": (8, 16), "kv_len": 96})
+      for geometry in GEOMETRIES],
+    *[(export, Tiny("lm", geometry), f"{quantize}.tflite", {**INT8_TEST, "quantize": quantize})
+      for geometry in GEOMETRIES for quantize in ("none", "int8")],
     *[(export, TINY, f"tiny.{format}", {"prefill_lengths": (16,), "kv_len": 64}) for format in ("litertlm", "task")],
     *[(export, TINY, f"good.{format}", {"prefill_lengths": (8,), "kv_len": 32}) for format in ("litertlm", "task")],
     *[(export, TINY, f"{quantize}.tflite", {"prefill_lengths": (8, 16), "kv_len": 64, "quantize": quantize})
@@ -25,15 +33,13 @@ SHARED_EXPORTS = [
 ]
 
 
-@pytest.fixture(scope="module", params=["gemma2_2b_geometry", "gemma3"])
-def exported(request, tmp_path_factory, tiny_tokenizer_model):
+@pytest.fixture(scope="module", params=GEOMETRIES)
+def exported(request, tmp_path_factory, shared_exports):
     """A tiny random HF model (sliding window 8, soft caps for Gemma 2) and its .tflite,
     exported from this (JAX) process, which hands the work to a TensorFlow process."""
-    from tiny_models import save_model
-
-    folder = tmp_path_factory.mktemp(request.param)
-    save_model(request.param, folder, tiny_tokenizer_model, 512)
-    path = export(str(folder), folder / "model.tflite", prefill_lengths=(8, 16), kv_len=96)
+    folder = tiny_source(Tiny("lm", request.param))
+    path = export(str(folder), tmp_path_factory.mktemp(request.param) / "model.tflite", prefill_lengths=(8, 16),
+                  kv_len=96)
     return gemma_kit.load_model(str(folder)), path
 
 
@@ -151,22 +157,21 @@ def test_quantized_export_reports_its_error(quantize, max_kl, max_size, tmp_path
     assert got_tokens == want_tokens and np.abs(want - got).max() > 0
 
 
-@pytest.mark.parametrize("geometry", ["gemma2_2b_geometry", "gemma3"])
-def test_int8_export_equals_ai_edge_quantizer_dynamic_int8(geometry, tmp_path, tiny_tokenizer_model):
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_int8_export_equals_ai_edge_quantizer_dynamic_int8(geometry, tmp_path, shared_exports):
     """int8 export, converted from int8 weights (never a float32 model), equals
     ai-edge-quantizer's dynamic int8 recipe applied to the float32 export: the same
     operators, the same per-channel int8 weights (but for rounding ties) and scales in
     every FULLY_CONNECTED and EMBEDDING_LOOKUP, the same greedy tokens, and a file of
     the same size. Written with its buffers after the flatbuffer (as past 2 GB), it runs the same."""
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
-    from tiny_models import save_model
 
     from mobile_export.fold_dequant import fold
     from mobile_export.verify import signature_logits
 
-    save_model(geometry, tmp_path, tiny_tokenizer_model, 512)
-    float32 = export(str(tmp_path), tmp_path / "float32.tflite", prefill_lengths=(8, 16), kv_len=64)
-    ours = export(str(tmp_path), tmp_path / "int8.tflite", prefill_lengths=(8, 16), kv_len=64, quantize="int8")
+    source = str(tiny_source(Tiny("lm", geometry)))
+    float32 = export(source, tmp_path / "float32.tflite", **INT8_TEST, quantize="none")
+    ours = export(source, tmp_path / "int8.tflite", **INT8_TEST, quantize="int8")
     recipe = recipe_manager.RecipeManager()
     for op in ("FULLY_CONNECTED", "EMBEDDING_LOOKUP"):
         recipe.add_dynamic_config(regex=".*", operation_name=getattr(qtyping.TFLOperationName, op), num_bits=8,
@@ -178,7 +183,7 @@ def test_int8_export_equals_ai_edge_quantizer_dynamic_int8(geometry, tmp_path, t
     assert ours.size <= 1.05 * theirs.stat().st_size
     assert operators(open(ours, "rb").read()) == operators(open(theirs, "rb").read())
     ours_weights, their_weights = int8_weights(ours), int8_weights(theirs)
-    assert len(ours_weights) == len(their_weights) == 2 + 7 * gemma_kit.load_model(str(tmp_path)).backbone.num_layers
+    assert len(ours_weights) == len(their_weights) == 2 + 7 * gemma_kit.load_model(source).backbone.num_layers
     for (q, scale), (their_q, their_scale) in zip(ours_weights, their_weights):
         assert q.shape == their_q.shape and np.abs(q - their_q).max() <= 1 and np.mean(q != their_q) < 1e-3
         # Up to one factor per tensor: Gemma 2's float32 export folds the final soft cap's

@@ -34,21 +34,17 @@ def background_jobs(request):
             for name in RUNS]
 
 
-def outcome(background, factory, name):
-    return background.result(f"sharded {name}", lambda: run_worker(name, factory.mktemp("sharded")))
-
-
 @pytest.fixture(scope="module")
-def single(background, tmp_path_factory):
-    done, out = outcome(background, tmp_path_factory, "single")
+def single(background):
+    done, out = background.result("sharded single")
     assert done.returncode == 0, done.stderr[-3000:]
     return np.load(out)
 
 
 @pytest.mark.parametrize("layout", ["data", "1x8", "2x4"])
-def test_sharded_fit_and_generate_equal_one_device(single, layout, background, tmp_path_factory):
+def test_sharded_fit_and_generate_equal_one_device(single, layout, background):
     """8-way data parallel, and model axes of 8 and 4 on a model with 2 KV heads."""
-    done, out = outcome(background, tmp_path_factory, layout)
+    done, out = background.result(f"sharded {layout}")
     assert done.returncode == 0, done.stderr[-3000:]
     sharded = np.load(out)
     np.testing.assert_allclose(sharded["before"], single["before"], atol=1e-4)
@@ -60,7 +56,7 @@ def test_sharded_fit_and_generate_equal_one_device(single, layout, background, t
         assert str(sharded["key_spec"]) == "P(None, 'batch', 'model')"
 
 
-def test_keras_hub_layout_map_fails_there(background, tmp_path_factory):
+def test_keras_hub_layout_map_fails_there(background):
     """The keras-hub bug the kit's layout works around (see the reference notes)."""
-    done, _ = outcome(background, tmp_path_factory, "keras-hub layout")
+    done, _ = background.result("sharded keras-hub layout")
     assert done.returncode != 0 and "IndivisibleError" in done.stderr

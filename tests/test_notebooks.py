@@ -38,7 +38,7 @@ def run(path, exports):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path, shared_exports, background):
-    nb = background.result(path.name, lambda: run(path, shared_exports))
+def test_notebook_runs(path, background):
+    nb = background.result(path.name)
     errors = [o for cell in nb.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
