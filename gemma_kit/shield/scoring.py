@@ -6,7 +6,7 @@ Two exact paths, both compiled per backend (`gemma_kit.runtime`):
 - `score_shared`: per text, the prefix that all policies share is run once into a KV
   cache, then every policy's suffix runs as one batch on top of that cache, each at
   the prefix's true positions. Only the last position of each row goes through the
-  output layer.
+  output layer, and only its answer rows.
 Shapes are rounded up to buckets so that new texts reuse compiled code.
 """
 
@@ -93,10 +93,26 @@ def _shared_pass(causal_lm):
 
 
 def answer_logits(backbone, x, last, answers):
-    """Final norm and output layer (soft cap included) at one position per row; [rows, 2]."""
+    """Final norm and output layer (soft cap included) at one position per row, for the
+    answer tokens only; [rows, 2].
+
+    A float table is projected on its `answers` rows alone, as the layer's reverse call
+    would compute those two columns: through all 262k rows, the output layer's backward
+    pass took half of each agile-classifier training step. A quantized table goes
+    through the layer's own (dequantizing) reverse call."""
     x = keras.ops.take_along_axis(x, keras.ops.reshape(last, (-1, 1, 1)), axis=1)[:, 0]
-    logits = backbone.token_embedding(backbone.layer_norm(x), reverse=True)
-    return keras.ops.cast(keras.ops.take(logits, answers, axis=1), "float32")
+    x = backbone.layer_norm(x)
+    embedding = backbone.token_embedding
+    if embedding.quantization_mode is not None:
+        return keras.ops.cast(keras.ops.take(embedding(x, reverse=True), answers, axis=1), "float32")
+    table = embedding.embeddings if embedding.tie_weights else keras.ops.transpose(embedding.reverse_embeddings)
+    dtype = embedding.reverse_dtype or x.dtype
+    rows = keras.ops.cast(keras.ops.take(table, answers, axis=0), dtype)
+    logits = keras.ops.matmul(keras.ops.cast(x, dtype), keras.ops.transpose(rows))
+    cap = embedding.logit_soft_cap
+    if cap is not None:
+        logits = keras.ops.tanh(logits / cap) * cap
+    return keras.ops.cast(logits, "float32")
 
 
 def bucket(n, step):
