@@ -42,23 +42,29 @@ def shared_exports(tmp_path_factory):
 
 @pytest.fixture(scope="session", autouse=True)
 def background(request, tmp_path_factory):
-    """The run's background queue (`background.Queue`), started with the run: module
-    by module, in the order the tests run, the `SHARED_EXPORTS` ((function, source,
-    name, options) of the exports of fixed sources it makes, see `shared_exports`),
-    then the jobs of its `background_jobs(request)`. Not started on TensorFlow, where
-    an export would run in a thread of this process rather than in a child process:
-    each test does its own job."""
+    """The run's background queue (`background.Queue`), started with the run. Each
+    module declares its `SHARED_EXPORTS` ((function, source, name, options) of the
+    exports of fixed sources it makes, see `shared_exports`) and its other jobs
+    (`background_jobs(request)`). The queue takes the longest first: the default
+    model's exports (minutes each, and several tests and notebooks wait for them), then
+    the notebooks, then the rest module by module in the order the tests run; a test
+    that comes before the queue does its short job itself. Not started on TensorFlow,
+    where an export would run in a thread of this process rather than in a child
+    process: each test does its own job."""
     from background import Queue
     from shared_exports import export_jobs
 
     modules = list(dict.fromkeys(item.module for item in request.session.items if hasattr(item, "module")))
     if any(getattr(module, "SHARED_EXPORTS", ()) for module in modules):
         request.getfixturevalue("shared_exports")
-    scratch, jobs = str(tmp_path_factory.mktemp("background_exports")), []
+    scratch, default_exports, notebooks, rest = str(tmp_path_factory.mktemp("background_exports")), [], [], []
     for module in modules:  # in the order the tests will ask
-        jobs += export_jobs(getattr(module, "SHARED_EXPORTS", ()), scratch)
-        jobs += module.background_jobs(request) if hasattr(module, "background_jobs") else []
-    queue = Queue(jobs, start=os.environ["KERAS_BACKEND"] != "tensorflow")
+        exports = getattr(module, "SHARED_EXPORTS", ())
+        default_exports += export_jobs([e for e in exports if e[1] == "default"], scratch)
+        rest += export_jobs([e for e in exports if e[1] != "default"], scratch)
+        jobs = module.background_jobs(request) if hasattr(module, "background_jobs") else []
+        (notebooks if module.__name__ == "test_notebooks" else rest).extend(jobs)
+    queue = Queue(default_exports + notebooks + rest, start=os.environ["KERAS_BACKEND"] != "tensorflow")
     yield queue
     request.config.stash[BACKGROUND] = queue.stop()
 

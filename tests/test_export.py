@@ -1,7 +1,6 @@
 """On-device export: prefill/decode graphs against Keras in LiteRT's interpreter, the
 operators used, bundles in the LiteRT-LM engine, and refusals."""
 
-import keras
 import numpy as np
 import pytest
 from conftest import FIXTURES
@@ -233,21 +232,3 @@ def test_lora_model_exports_with_its_adapter(tmp_path):
     untuned = gemma_kit.logits(gemma_kit.load_model(TINY), [PROMPT])[0, -1]
     assert np.abs(untuned - logits[0]).max() > 1e-2
 
-
-@pytest.mark.backends
-@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="traces the graphs in this process")
-def test_converter_without_extra_loads_writes_tensorflows_bytes(tmp_path):
-    """`convert_saved_model` skips the converter's extra loads of the SavedModel; the
-    file is byte for byte the one TensorFlow's `from_saved_model` path writes."""
-    import tensorflow as tf
-
-    from mobile_export import graph
-    from mobile_export.convert import _save, convert_saved_model
-
-    lm = gemma_kit.load_model(TINY)
-    keys = _save(lm, str(tmp_path), lambda table: graph.signatures(lm, (8,), 32, table), int8=False)
-    reference = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path), signature_keys=keys)
-    reference.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    reference._experimental_disable_fuse_mul_and_fc = True
-    expected = reference.convert()
-    assert convert_saved_model(str(tmp_path), keys) == expected
