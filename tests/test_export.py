@@ -231,4 +231,3 @@ def test_lora_model_exports_with_its_adapter(tmp_path):
     assert np.abs(full - logits).max() <= 1e-3
     untuned = gemma_kit.logits(gemma_kit.load_model(TINY), [PROMPT])[0, -1]
     assert np.abs(untuned - logits[0]).max() > 1e-2
-

@@ -272,6 +272,8 @@ def test_answer_logits_are_the_output_layers_answer_columns(tiny_shield_folder, 
     """Only the answer rows of a float table are projected, and a quantized table goes
     through the layer's own reverse call: either way, the Yes / No columns of keras-hub's
     whole output layer (final soft cap included: the tiny model is a Gemma 2)."""
+    import keras
+
     import gemma_kit
     from gemma_kit import runtime
     from gemma_kit.finetune import quantize
@@ -285,8 +287,6 @@ def test_answer_logits_are_the_output_layers_answer_columns(tiny_shield_folder, 
     answers = np.asarray(answer_ids(lm.preprocessor.tokenizer), "int32")
     x, _ = runtime.run_blocks(backbone, runtime.embed(backbone, np.array([[2, 40, 50, 60], [2, 70, 80, 0]], "int32")))
     last = np.array([3, 2], "int32")
-    import keras
-
     full = keras.ops.convert_to_numpy(backbone.token_embedding(backbone.layer_norm(x), reverse=True))
     found = keras.ops.convert_to_numpy(answer_logits(backbone, x, last, answers))
     np.testing.assert_allclose(found, full[np.arange(2), last][:, answers], rtol=1e-5, atol=1e-5)
