@@ -18,16 +18,17 @@ from shared_exports import Tiny, tiny_source
 PROMPT = [2, 40, 50, 60, 70]
 TINY = str(FIXTURES / "tiny_gemma2_f32.gguf")
 GEOMETRIES = ["gemma2_2b_geometry", "gemma3"]
-INT8_TEST = {"prefill_lengths": (8, 16), "kv_len": 64}
+# The tiny models' exports: float32 for the graph tests (`exported`), which is also the
+# int8 test's reference, and int8.
+TINY_TFLITE = {"prefill_lengths": (8, 16), "kv_len": 96}
+# The fixture GGUF's bundles: run in the LiteRT-LM engine, and cut to be refused.
+BUNDLE = {"prefill_lengths": (16,), "kv_len": 64}
 # The fixture GGUF's and the tiny models' exports below, made in the background and
 # served to their tests.
 SHARED_EXPORTS = [
-    *[(export, Tiny("lm", geometry), "model.tflite", {"prefill_lengths": (8, 16), "kv_len": 96})
-      for geometry in GEOMETRIES],
-    *[(export, Tiny("lm", geometry), f"{quantize}.tflite", {**INT8_TEST, "quantize": quantize})
+    *[(export, Tiny("lm", geometry), f"{quantize}.tflite", {**TINY_TFLITE, "quantize": quantize})
       for geometry in GEOMETRIES for quantize in ("none", "int8")],
-    *[(export, TINY, f"tiny.{format}", {"prefill_lengths": (16,), "kv_len": 64}) for format in ("litertlm", "task")],
-    *[(export, TINY, f"good.{format}", {"prefill_lengths": (8,), "kv_len": 32}) for format in ("litertlm", "task")],
+    *[(export, TINY, f"tiny.{format}", BUNDLE) for format in ("litertlm", "task")],
     *[(export, TINY, f"{quantize}.tflite", {"prefill_lengths": (8, 16), "kv_len": 64, "quantize": quantize})
       for quantize in ("none", "fp16", "int8", "int4")],
 ]
@@ -38,8 +39,7 @@ def exported(request, tmp_path_factory, shared_exports):
     """A tiny random HF model (sliding window 8, soft caps for Gemma 2) and its .tflite,
     exported from this (JAX) process, which hands the work to a TensorFlow process."""
     folder = tiny_source(Tiny("lm", request.param))
-    path = export(str(folder), tmp_path_factory.mktemp(request.param) / "model.tflite", prefill_lengths=(8, 16),
-                  kv_len=96)
+    path = export(str(folder), tmp_path_factory.mktemp(request.param) / "model.tflite", **TINY_TFLITE)
     return gemma_kit.load_model(str(folder)), path
 
 
@@ -80,7 +80,7 @@ def test_bundle_runs_in_the_litert_lm_engine(format, tmp_path):
     import litert_lm
 
     lm = gemma_kit.load_model(TINY)
-    path = export(TINY, tmp_path / f"tiny.{format}", prefill_lengths=(16,), kv_len=64)
+    path = export(TINY, tmp_path / f"tiny.{format}", **BUNDLE)
     check_bundle(path)
     if format == "task":
         _check_stored_and_aligned(path)
@@ -114,12 +114,12 @@ def test_refusals(tmp_path):
     (tmp_path / "bad.litertlm").write_bytes(b"NOTLITERT" * 10)
     with pytest.raises(GemmaKitError, match="bad.litertlm: not a .litertlm file"):
         check_bundle(tmp_path / "bad.litertlm")
-    good = export(TINY, tmp_path / "good.litertlm", prefill_lengths=(8,), kv_len=32)
+    good = export(TINY, tmp_path / "good.litertlm", **BUNDLE)
     data = open(good, "rb").read()
     (tmp_path / "cut.litertlm").write_bytes(data[: len(data) // 2])
     with pytest.raises(GemmaKitError, match="cut.litertlm: truncated .litertlm"):
         check_bundle(tmp_path / "cut.litertlm")
-    task = export(TINY, tmp_path / "good.task", prefill_lengths=(8,), kv_len=32)
+    task = export(TINY, tmp_path / "good.task", **BUNDLE)
     (tmp_path / "cut.task").write_bytes(open(task, "rb").read()[:-100])
     with pytest.raises(GemmaKitError, match="cut.task: damaged or truncated .task"):
         check_bundle(tmp_path / "cut.task")
@@ -170,8 +170,8 @@ def test_int8_export_equals_ai_edge_quantizer_dynamic_int8(geometry, tmp_path, s
     from mobile_export.verify import signature_logits
 
     source = str(tiny_source(Tiny("lm", geometry)))
-    float32 = export(source, tmp_path / "float32.tflite", **INT8_TEST, quantize="none")
-    ours = export(source, tmp_path / "int8.tflite", **INT8_TEST, quantize="int8")
+    float32 = export(source, tmp_path / "float32.tflite", **TINY_TFLITE, quantize="none")
+    ours = export(source, tmp_path / "int8.tflite", **TINY_TFLITE, quantize="int8")
     recipe = recipe_manager.RecipeManager()
     for op in ("FULLY_CONNECTED", "EMBEDDING_LOOKUP"):
         recipe.add_dynamic_config(regex=".*", operation_name=getattr(qtyping.TFLOperationName, op), num_bits=8,
