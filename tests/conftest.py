@@ -76,6 +76,13 @@ def exclusive(background):
         yield
 
 
+def pytest_collection_modifyitems(items):
+    """The tests that keep both cores busy run last, when the background queue is done:
+    earlier they would stop the queue, and the single-threaded tests at the end of the
+    run would leave a core idle."""
+    items.sort(key=lambda item: "exclusive" in getattr(item, "fixturenames", ()))
+
+
 def pytest_terminal_summary(terminalreporter, config):
     """The background jobs' times, which no test's duration shows."""
     made = config.stash.get(BACKGROUND, [])
