@@ -151,20 +151,21 @@ def _sampling(args):
 
 
 def _generate(args):
+    sampling = _sampling(args)  # a bad flag is reported before Keras loads
     from gemma_kit.generation import generate
 
     lm = _load(args)
-    print(generate(lm, args.prompt, args.max_new_tokens, _sampling(args), as_chat=args.chat))
+    print(generate(lm, args.prompt, args.max_new_tokens, sampling, as_chat=args.chat))
     return 0
 
 
 def _chat(args):
+    sampling = _sampling(args)
     from gemma_kit.chat import encode_chat
     from gemma_kit.generation import decode, stream
 
     lm = _load(args)
     tokenizer = lm.preprocessor.tokenizer
-    sampling = _sampling(args)
     messages = []
     interactive = sys.stdin.isatty()
     print("Chatting with the model; /reset clears the conversation, /exit or Ctrl-D ends it.", file=sys.stderr)
@@ -254,8 +255,9 @@ def _demo_scope(lm):
 
 
 def _finetune(args):
-    from gemma_kit.finetune.recipe import tune
+    from gemma_kit.finetune.recipe import check_options, tune
 
+    check_options(args.lora_rank, args.quantize, args.epochs, args.batch_size)
     lm = _load(args)
     summary = tune(lm, args.data, args.out, args.eval, args.lora_rank, args.lora_alpha,
                    tuple(t.strip() for t in args.targets.split(",") if t.strip()), args.quantize, args.epochs,
@@ -271,12 +273,12 @@ def _finetune(args):
 def _export(args):
     import time
 
-    from mobile_export.export import export
-
     from gemma_kit.errors import GemmaKitError
 
     if (args.format or os.path.splitext(args.out)[1].lstrip(".")) == "gguf":
         return _export_gguf(args)
+    from mobile_export.export import export
+
     args.quantize = args.quantize or "none"
     try:
         lengths = [int(n) for n in args.prefill.split(",")]
@@ -295,8 +297,9 @@ def _export(args):
 
 
 def _export_gguf(args):
-    from gemma_kit.models.gguf_export import export_gguf
+    from gemma_kit.models.gguf_export import check_gguf_quantization, export_gguf
 
+    check_gguf_quantization(args.quantize or "f16")
     path = export_gguf(_load(args), args.out, args.quantize or "f16")
     print(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB): run it with llama.cpp, or `ollama create` "
           "from a Modelfile whose FROM line names it")

@@ -6,6 +6,7 @@ runs test_<name>'s commands in a fresh folder, and the test takes their outcome 
 completed processes and the folder) and asserts on it."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -106,6 +107,17 @@ def bad_sampling_flag_is_reported(folder, shield_folder):
 def test_bad_sampling_flag_is_reported(outcome):
     out, _ = outcome
     assert out.returncode == 2 and "temperature must be > 0" in out.stderr
+
+
+def test_backend_flag_is_set_before_keras_loads():
+    """`--backend` works only if nothing imports Keras first (Keras reads the variable
+    once): building the parser and checking the options must not."""
+    code = ("import sys; from gemma_kit.cli import main; "
+            "code = main(['generate', 'x', '--backend', 'torch', '--sampler', 'top_k', '--temperature', '0']); "
+            "import os; print(code, 'keras' in sys.modules, os.environ['KERAS_BACKEND'])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert done.stdout.split() == ["2", "False", "torch"], done.stderr
 
 
 @commands

@@ -5,6 +5,9 @@ chosen `EinsumDense` layers float32 factors A, B with the update `alpha / rank *
 and Keras' own int8 / int4 quantization of the frozen base (QLoRA). Adapters are saved
 as safetensors (the factors of each adapted layer, by layer path, plus rank, alpha and
 targets in the header), not keras-hub's `.lora.h5`.
+
+Keras is imported where it is used: the CLI reads this module's names (`TARGETS`,
+`QUANTIZATION_MODES`) to build its parser, before `--backend` has chosen the backend.
 """
 
 import contextlib
@@ -13,10 +16,8 @@ import json
 import os
 import warnings
 
-import keras
 import numpy as np
 
-from gemma_kit import runtime
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.files import atomic_file, atomic_folder
 
@@ -35,6 +36,8 @@ def quantize(causal_lm, mode):
     `quantize` fails on models loaded from a preset folder."""
     if mode not in QUANTIZATION_MODES:
         raise GemmaKitError(f"quantize mode {mode!r} is not one of {', '.join(QUANTIZATION_MODES)}")
+    from gemma_kit import runtime
+
     # Compiled functions hold the float weights; dropped first, each float kernel is
     # freed as it is quantized.
     runtime.forget_compiled(causal_lm)
@@ -86,6 +89,8 @@ def enable_lora(causal_lm, rank=8, alpha=None, targets=DEFAULT_TARGETS):
         layer.lora_alpha = float(alpha if alpha is not None else rank)
     backbone._gemma_kit_lora = {"rank": rank, "alpha": float(alpha if alpha is not None else rank),
                                 "targets": list(targets)}
+    from gemma_kit import runtime
+
     runtime.forget_compiled(causal_lm)
     return layers
 
@@ -104,6 +109,7 @@ def lora_config(causal_lm):
 
 def save_adapter(causal_lm, path):
     """Write the adapters to `path` (.safetensors), atomically."""
+    import keras
     from safetensors.numpy import save_file
 
     config = lora_config(causal_lm)

@@ -22,15 +22,20 @@ from gemma_kit.finetune.data import supervised_batches
 from gemma_kit.finetune.training import compile_for_tuning, finetune
 
 
+def check_options(lora_rank, quantize, epochs, batch_size):
+    """`tune`'s options that need no model, checked (the CLI checks them before loading one)."""
+    if quantize and not lora_rank:
+        raise GemmaKitError("a quantized base can only be tuned through LoRA (give a LoRA rank > 0)")
+    if epochs < 1 or batch_size < 1:
+        raise GemmaKitError(f"epochs and batch size must be >= 1, found {epochs}, {batch_size}")
+
+
 def tune(causal_lm, data, out, eval_data=None, lora_rank=8, lora_alpha=None, targets=lora.DEFAULT_TARGETS,
          quantize=None, epochs=1, batch_size=4, sequence_length=None, packing=False, learning_rate=2e-4, seed=0,
          checkpoint_every=50, verbose="auto"):
     """Tune `causal_lm` in place on `data` (JSONL path or examples) and write `out`.
     `lora_rank=0` tunes every weight; `quantize` ("int8" / "int4") is QLoRA."""
-    if quantize and not lora_rank:
-        raise GemmaKitError("a quantized base can only be tuned through LoRA (give a LoRA rank > 0)")
-    if epochs < 1 or batch_size < 1:
-        raise GemmaKitError(f"epochs and batch size must be >= 1, found {epochs}, {batch_size}")
+    check_options(lora_rank, quantize, epochs, batch_size)
     tokenizer = causal_lm.preprocessor.tokenizer
     train = supervised_batches(tokenizer, data, batch_size, sequence_length, packing, seed=seed)
     validation = None

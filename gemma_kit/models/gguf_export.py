@@ -51,6 +51,11 @@ _BLOCK_LAYERS = {
 assert set(_BLOCK_LAYERS.values()) == set(_LAYER_TENSORS.values())  # the reader's names
 
 
+def check_gguf_quantization(quantize):
+    if quantize not in GGUF_QUANTIZATION:
+        raise GemmaKitError(f"GGUF quantization {quantize!r} is not one of {', '.join(GGUF_QUANTIZATION)}")
+
+
 def export_gguf(causal_lm, path, quantize="f16", name=None, context_length=None):
     """Write `path` (atomically); return it. `quantize`: f16, q8_0 or f32 for the
     matrices (a matrix whose rows are not a multiple of Q8_0's 32-value block stays
@@ -59,8 +64,7 @@ def export_gguf(causal_lm, path, quantize="f16", name=None, context_length=None)
 
     from gemma_kit.finetune.lora import quantized_modes
 
-    if quantize not in GGUF_QUANTIZATION:
-        raise GemmaKitError(f"GGUF quantization {quantize!r} is not one of {', '.join(GGUF_QUANTIZATION)}")
+    check_gguf_quantization(quantize)
     check_gemma2_or_3(causal_lm, " as GGUF")
     gemma3 = isinstance(causal_lm, keras_hub.models.Gemma3CausalLM)
     backbone = causal_lm.backbone
