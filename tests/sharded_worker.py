@@ -1,8 +1,8 @@
 """Run in a fresh process with 8 simulated CPU devices (tests/test_finetune_sharded.py):
-logits, a short LoRA fit and greedy generation of the tiny Gemma 2 under one layout,
-printed as JSON for the test to compare across layouts.
+logits, a short LoRA fit and greedy generation of the tiny Gemma 2 under each layout in
+turn, each saved as FOLDER/LAYOUT.npz for the test to compare across layouts.
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/sharded_worker.py LAYOUT OUT.npz
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 python tests/sharded_worker.py FOLDER LAYOUT...
 """
 
 import os
@@ -40,10 +40,16 @@ def distribution(layout):
     return model_parallel(mesh)
 
 
-def main(layout, out):
-    chosen = distribution(layout)
-    if chosen is not None:
-        keras.distribution.set_distribution(chosen)
+def main(folder, layouts):
+    for layout in layouts:
+        # Each layout starts as a fresh process would: no distribution, names or seeds
+        # left from the one before.
+        keras.backend.clear_session()
+        keras.distribution.set_distribution(distribution(layout))
+        run(layout, os.path.join(folder, f"{layout}.npz"))
+
+
+def run(layout, out):
     keras.utils.set_random_seed(0)
     lm = gemma_kit.load_model(TINY)
     specs = {v.path: str(v.value.sharding.spec) for v in lm.backbone.weights
@@ -61,4 +67,4 @@ def main(layout, out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2:])

@@ -1,7 +1,9 @@
 """Sharded tuning and generation on 8 simulated CPU devices (JAX) equal one device.
 
-Each layout runs in a worker process of its own, so the runs are jobs of the run's
-background queue (`background`), each test taking its runs' outcome."""
+The layouts run in worker processes (8 devices need a fresh process), as jobs of the
+run's background queue (`background`), each test taking its runs' outcome: one worker
+runs one device and the kit's layouts in turn, another keras-hub's own layout map,
+which fails."""
 
 import os
 import subprocess
@@ -12,20 +14,19 @@ import pytest
 from conftest import ROOT
 
 WORKER = ROOT / "tests" / "sharded_worker.py"
-# name: (layout, environment); the last one with keras-hub's own layout map.
-RUNS = {"single": ("single", {}), "data": ("data", {}), "1x8": ("1x8", {}), "2x4": ("2x4", {}),
-        "keras-hub layout": ("1x8", {"GEMMA_KIT_KERAS_HUB_LAYOUT": "1"})}
+LAYOUTS = ("single", "data", "1x8", "2x4")
+# name: (layouts, environment)
+RUNS = {"kit layouts": (LAYOUTS, {}), "keras-hub layout": (("1x8",), {"GEMMA_KIT_KERAS_HUB_LAYOUT": "1"})}
 WORKER_MEMORY = 2 * 2**30
 
 
 def run_worker(name, folder):
-    """(completed process, its output .npz) for `RUNS[name]`."""
-    layout, env = RUNS[name]
-    out = folder / "out.npz"
+    """(completed process, the folder of its LAYOUT.npz outputs) for `RUNS[name]`."""
+    layouts, env = RUNS[name]
     environment = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", **env}
-    done = subprocess.run([sys.executable, str(WORKER), layout, str(out)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, str(WORKER), str(folder), *layouts], capture_output=True, text=True,
                           env=environment, timeout=900)
-    return done, out
+    return done, folder
 
 
 def background_jobs(request):
@@ -34,19 +35,18 @@ def background_jobs(request):
             for name in RUNS]
 
 
-@pytest.fixture(scope="module")
-def single(background):
-    done, out = background.result("sharded single")
+def outputs(background):
+    """{layout: its saved arrays} of the kit's layouts."""
+    done, folder = background.result("sharded kit layouts")
     assert done.returncode == 0, done.stderr[-3000:]
-    return np.load(out)
+    return {layout: np.load(folder / f"{layout}.npz") for layout in LAYOUTS}
 
 
 @pytest.mark.parametrize("layout", ["data", "1x8", "2x4"])
-def test_sharded_fit_and_generate_equal_one_device(single, layout, background):
+def test_sharded_fit_and_generate_equal_one_device(layout, background):
     """8-way data parallel, and model axes of 8 and 4 on a model with 2 KV heads."""
-    done, out = background.result(f"sharded {layout}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    sharded = np.load(out)
+    runs = outputs(background)
+    single, sharded = runs["single"], runs[layout]
     np.testing.assert_allclose(sharded["before"], single["before"], atol=1e-4)
     np.testing.assert_allclose(sharded["loss"], single["loss"], rtol=1e-5)
     np.testing.assert_allclose(sharded["after"], single["after"], atol=1e-4)
