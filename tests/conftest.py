@@ -77,10 +77,11 @@ def exclusive(background):
 
 
 def pytest_collection_modifyitems(items):
-    """The tests that keep both cores busy run last, when the background queue is done:
-    earlier they would stop the queue, and the single-threaded tests at the end of the
-    run would leave a core idle."""
-    items.sort(key=lambda item: "exclusive" in getattr(item, "fixturenames", ()))
+    """The tests marked `last` (default-model training, minutes with both cores busy) run
+    after the others: the queue then reaches their background jobs once it has no other
+    work, and they fill the cores that the last single-threaded tests leave idle, instead
+    of holding up the tests that wait for the queue."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -1,19 +1,44 @@
 """Tuning the real default model (Gemma 3 270M): a LoRA run teaches a response pattern
-that shows on unseen prompts; an agile classifier learns a custom policy."""
+that shows on unseen prompts; an agile classifier learns a custom policy.
+
+The agile classifier trains for minutes with both cores busy. It runs in a child
+process (`agile_worker.py`), a job of the run's background queue (`background`) that
+the queue reaches once its other jobs are done, so that it fills the cores the last
+tests leave idle. The LoRA test starts no other job while it trains."""
 
 import json
+import subprocess
+import sys
 
+import numpy as np
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, ROOT
 
 import gemma_kit
 from gemma_kit.finetune.recipe import tune
 from gemma_kit.generation import generate
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("exclusive")]  # training keeps both cores busy
-EPOCHS, MARGIN = 2, 0.15  # measured: F1 0.736 untuned, 0.984 tuned (docs/benchmarks.md)
+pytestmark = [pytest.mark.slow, pytest.mark.last]
+MARGIN = 0.15  # measured with agile_worker.EPOCHS: F1 0.736 untuned, 0.984 tuned (docs/benchmarks.md)
+# The worker holds its own float32 copy of the 270M, Adam state and activations.
+AGILE_MEMORY = 6 * 2**30
 
 
+def background_jobs(request):
+    if not any(item.function is test_agile_classifier_beats_the_untuned_model for item in request.session.items):
+        return []
+    folder = request.getfixturevalue("tmp_path_factory").mktemp("agile")
+
+    def agile():
+        out = folder / "out.npz"
+        done = subprocess.run([sys.executable, str(ROOT / "tests" / "agile_worker.py"), str(out)],
+                              capture_output=True, text=True, timeout=3600)
+        return done, out
+
+    return [("agile classifier", agile, AGILE_MEMORY)]
+
+
+@pytest.mark.usefixtures("exclusive")  # training keeps both cores busy
 def test_lora_teaches_a_response_pattern(tmp_path):
     lm = gemma_kit.load_model("default")  # its own copy: tuning changes it
     questions = [json.loads(line)["prompt"] for line in open(FIXTURES / "ahoy_eval.jsonl")]
@@ -26,27 +51,17 @@ def test_lora_teaches_a_response_pattern(tmp_path):
     assert sum(a.startswith("Ahoy!") and "Arr." in a for a in after) >= 8, after
 
 
-def test_agile_classifier_beats_the_untuned_model():
+def test_agile_classifier_beats_the_untuned_model(background):
     """The Responsible GenAI Toolkit recipe (LoRA rank 4, Adam 5e-4, batch 2) on 240
     labelled texts for a custom policy; F1 at threshold 0.5 on 120 held-out texts about
-    other works, with other templates."""
+    other works, with other templates (`agile_worker`)."""
     from sklearn.metrics import f1_score
 
-    from gemma_kit.finetune import train_policy_classifier
-    from gemma_kit.shield import Guard, Policy, ShieldGemma
-    from gemma_kit.shield.data import read_jsonl
-    from make_policy_dataset import DESCRIPTION, KEY
-
-    policy = Policy("Spoilers", DESCRIPTION, key=KEY)
-    train = read_jsonl(FIXTURES / "spoilers_train.jsonl", [KEY])
-    test = read_jsonl(FIXTURES / "spoilers_test.jsonl", [KEY])
-    lm = gemma_kit.load_model("default")
-    untuned = ShieldGemma(lm).score(test.prompts, policies=[policy])[:, 0]
-    shield = train_policy_classifier(lm, train, policy, epochs=EPOCHS, verbose=0)
-    tuned = shield.score(test.prompts, policies=[policy])[:, 0]
-    labels = test.labels[:, 0]
+    done, out = background.result("agile classifier")
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = np.load(out)
+    labels, untuned, tuned = run["labels"], run["untuned"], run["tuned"]
     before, after = f1_score(labels, untuned >= 0.5), f1_score(labels, tuned >= 0.5)
     assert after >= before + MARGIN, (before, after)
-    guard = Guard(lambda prompt: "ok", shield, thresholds=0.5, policies=[policy])  # used like ShieldGemma
-    blocked = [not guard(text).allowed for text in test.prompts[:6]]
-    assert blocked == list(tuned[:6] >= 0.5) and any(blocked) and not all(blocked)
+    blocked = list(run["blocked"])
+    assert blocked == list(tuned[: len(blocked)] >= 0.5) and any(blocked) and not all(blocked)
