@@ -299,8 +299,9 @@ def _export(args):
 def _export_gguf(args):
     from gemma_kit.models.gguf_export import check_gguf_quantization, export_gguf
 
-    check_gguf_quantization(args.quantize or "f16")
-    path = export_gguf(_load(args), args.out, args.quantize or "f16")
+    quantize = args.quantize or "f16"
+    check_gguf_quantization(quantize)
+    path = export_gguf(_load(args), args.out, quantize)
     print(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB): run it with llama.cpp, or `ollama create` "
           "from a Modelfile whose FROM line names it")
     return 0
