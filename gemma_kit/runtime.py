@@ -26,6 +26,9 @@ def compile_fn(model, fn):
     if backend == "tensorflow":
         import tensorflow as tf
 
+        from gemma_kit.models.keras_hub_fixes import xla_dynamic_slice
+
+        xla_dynamic_slice()  # else each cache index a function is given compiles anew
         return tf.function(fn, jit_compile=True, reduce_retracing=True)
     if backend == "torch":
         import torch

@@ -3,6 +3,7 @@ start as placeholders instead of random draws, and a tokenizer's vocabulary is
 assigned untracked. The loaded model must not show either."""
 
 import keras
+import pytest
 import numpy as np
 from conftest import FIXTURES
 
@@ -47,3 +48,28 @@ def test_untracked_tokenizer_equals_keras_hubs_own(tiny_tokenizer_model):
     text = "ab ba aab"
     assert keras.ops.convert_to_numpy(ours(text)).tolist() == keras.ops.convert_to_numpy(own(text)).tolist()
     assert ours.detokenize(own(text)) == own.detokenize(own(text))
+
+
+@pytest.mark.backends
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="Keras' TensorFlow slice under XLA")
+def test_a_compiled_decode_step_serves_every_cache_index():
+    """The kit's XLA-compiled functions take the KV cache position as an input: one
+    compiled program serves every position (without `xla_dynamic_slice`, XLA folds the
+    position into the program, one compilation per position), with the same logits as
+    the uncompiled step."""
+    import tensorflow as tf
+
+    import gemma_kit
+    from gemma_kit import runtime
+
+    lm = gemma_kit.load_model(str(TINY))
+
+    def step(token_ids, cache, index):
+        return lm.call_with_cache(token_ids, cache, index)[0]
+
+    compiled = runtime.compile_fn(lm, step)
+    ids, cache = np.array([[5]], "int32"), runtime.model_cache(lm, runtime.layer_caches(lm, 1, 16))
+    programs = {compiled.experimental_get_compiler_ir(ids, cache, tf.constant(i))(stage="hlo") for i in (3, 9)}
+    assert len(programs) == 1
+    for i in (3, 9):
+        np.testing.assert_allclose(compiled(ids, cache, tf.constant(i)), step(ids, cache, tf.constant(i)), atol=1e-5)

@@ -17,9 +17,17 @@ Keras (and under TensorFlow, TensorFlow's own tracking too) wraps every list and
 a layer is given, element by element, so a SentencePiece tokenizer's 262k-entry
 vocabulary list and index cost 2.5 s (4.6 s under TensorFlow) to assign; they hold
 no variables, so `set_proto` assigns them as they are.
+
+Keras' TensorFlow `ops.slice` is `tf.slice`, whose start XLA treats as a compile-time
+constant when it can trace it back to an input: a function compiled with
+`jit_compile=True` that slices at an index it is given (the attention layers' sliding
+window mask at the KV cache position) compiles once per index value, 15 s each on the
+270M. `xla_dynamic_slice` makes it XLA's dynamic slice inside XLA-compiled functions,
+as Keras' JAX backend does everywhere; elsewhere (TFLite export) it is unchanged.
 """
 
 import contextlib
+import functools
 
 import numpy as np
 
@@ -74,3 +82,25 @@ def set_proto(tokenizer, proto):
             scopes.enter_context(no_automatic_dependency_tracking_scope(tokenizer))
         tokenizer.set_proto(proto)
     return tokenizer
+
+
+@functools.cache
+def xla_dynamic_slice():
+    """Install Keras' TensorFlow `ops.slice` fix (once; see the module's docstring)."""
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import core
+    from tensorflow.compiler.tf2xla.python import xla
+    from tensorflow.python.ops import control_flow_util
+
+    keras_slice = core.slice
+
+    def slice(inputs, start_indices, shape):
+        if not control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
+            return keras_slice(inputs, start_indices, shape)
+        if tf.is_tensor(start_indices):
+            start = tf.cast(start_indices, "int32")
+        else:
+            start = tf.stack([tf.cast(i, "int32") for i in start_indices])
+        return xla.dynamic_slice(inputs, start, shape)
+
+    core.slice = slice
