@@ -94,7 +94,7 @@ def xla_dynamic_slice():
 
     keras_slice = core.slice
 
-    def slice(inputs, start_indices, shape):
+    def xla_aware_slice(inputs, start_indices, shape):
         if not control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
             return keras_slice(inputs, start_indices, shape)
         if tf.is_tensor(start_indices):
@@ -103,4 +103,4 @@ def xla_dynamic_slice():
             start = tf.stack([tf.cast(i, "int32") for i in start_indices])
         return xla.dynamic_slice(inputs, start, shape)
 
-    core.slice = slice
+    core.slice = xla_aware_slice
