@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # --no-compile: pip byte-compiles every module it installs, most of TensorFlow, PyTorch
 # and JAX never imported here (about 95 s of a 200 s install); Python compiles the ones
-# the run imports as it first imports them, and keeps them for the next process.
+# the run imports as it first imports them, and keeps them for the next process (so
+# bytecode must be written, whatever the environment says).
+unset PYTHONDONTWRITEBYTECODE
 .venv/bin/pip install -q --no-compile -e '.[test]'
 # Debian's Chromium opens the Gemma Scope dashboards and the browser page in the tests;
 # the page's runtime (LiteRT.js) and its driver (playwright-core) come from npm.
