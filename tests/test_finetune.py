@@ -80,6 +80,33 @@ def test_loss_is_the_mean_over_response_tokens_and_ignores_the_rest(lm):
     assert abs(loss_with(changed) - loss) > 1e-3
 
 
+@pytest.mark.parametrize("packing", [False, True])
+def test_finetune_trains_as_keras_fit_of_the_whole_model(packing):
+    """`finetune` projects only the loss-carrying positions; Keras' own `fit` of the
+    causal LM (every position through the output layer) on the same batches gives the
+    same losses and the same adapters. Packed rows put loss tokens anywhere, the first
+    position included."""
+
+    def lora_model():
+        model = tiny()
+        keras.utils.set_random_seed(1)
+        enable_lora(model, rank=4)
+        compile_for_tuning(model, learning_rate=1e-2)
+        return model, supervised_batches(model.preprocessor.tokenizer, EXAMPLES, batch_size=3, packing=packing,
+                                         sequence_length=12 if packing else None, shuffle=False)
+
+    ours, batches = lora_model()
+    history = finetune(ours, batches, batches, epochs=2, verbose=0)
+    theirs, batches = lora_model()
+    reference = keras.Model.fit(theirs, batches, validation_data=batches, epochs=2, shuffle=False, verbose=0).history
+    assert sorted(history) == sorted(reference)
+    for key in reference:
+        np.testing.assert_allclose(history[key], reference[key], rtol=2e-5)
+    for a, b in zip(ours.trainable_variables, theirs.trainable_variables):
+        np.testing.assert_allclose(numpy(a), numpy(b), atol=2e-5)
+    assert history["loss"][1] < history["loss"][0]
+
+
 def test_packed_batches_keep_every_token_and_mask():
     import gemma_kit.finetune.data as data
 

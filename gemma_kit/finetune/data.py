@@ -116,6 +116,13 @@ class SupervisedBatches(keras.utils.PyDataset):
         # Targets at padding are 0 with weight 0.
         return x, np.maximum(ids[:, 1:], 0).astype("int32"), mask[:, 1:].astype("float32")
 
+    def loss_width(self, epochs):
+        """The most loss-carrying targets of one row in any of `epochs`, rounded up to 8
+        (at most the sequence length)."""
+        epochs = epochs if self.packing else [0]  # padded rows hold the same loss in any order
+        most = max(int(mask[:, 1:].astype(np.int64).sum(1).max()) for _, mask in map(self._arrays, epochs))
+        return max(1, min(self.length, -(-most // 8) * 8))
+
     def _epoch_arrays(self):
         if getattr(self, "_cached_epoch", None) != self.epoch:
             self._cached, self._cached_epoch = self._arrays(self.epoch), self.epoch

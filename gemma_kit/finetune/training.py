@@ -5,6 +5,11 @@ run (epoch, batch); with the data order a function of (seed, epoch)
 (`SupervisedBatches`), a resumed run sees exactly the batches the interrupted one had
 left and ends with the same weights. Keras' `BackupAndRestore` restarts the epoch
 instead, and writes every weight of the model, not only the trainable ones.
+
+Training runs on `LossPositions`, a view of the causal LM that sends only the positions
+carrying loss through the output layer: the same loss and gradients as the full
+forward pass, without projecting prompt and padding positions onto the whole vocabulary
+(on the 270M that layer costs more per token than all the decoder blocks together).
 """
 
 import json
@@ -28,43 +33,92 @@ def compile_for_tuning(causal_lm, learning_rate=1e-4, weight_decay=0.0):
     causal_lm.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy()],
+        weighted_metrics=_metrics(),
     )
 
 
 def finetune(causal_lm, train, validation=None, epochs=1, checkpoint_dir=None, checkpoint_every=None,
              callbacks=(), verbose="auto"):
     """`model.fit` over `train` (a `SupervisedBatches`), resuming from `checkpoint_dir`
-    when it holds a checkpoint. The model must be compiled (`compile_for_tuning`).
-    Checkpoints are written every `checkpoint_every` batches and at each epoch's end.
-    Returns {metric: [value per epoch]} for the epochs run by this call."""
+    when it holds a checkpoint. The model must be compiled (`compile_for_tuning`): its
+    optimizer and loss train it, through its `LossPositions` view (which `callbacks`
+    see as their model). Checkpoints are written every `checkpoint_every` batches and
+    at each epoch's end. Returns {metric: [value per epoch]} for the epochs run by
+    this call."""
     if causal_lm.optimizer is None:
         raise GemmaKitError("compile the model first (gemma_kit.finetune.compile_for_tuning)")
     runtime.forget_compiled(causal_lm)
+    view = LossPositions(causal_lm)
+    view.compile(optimizer=causal_lm.optimizer, loss=causal_lm.loss, weighted_metrics=_metrics())
     callbacks = list(callbacks)
     epoch, batch = 0, 0
     if checkpoint_dir is not None:
         checkpoint = Checkpoint(checkpoint_dir, train, checkpoint_every)
-        epoch, batch = checkpoint.restore(causal_lm)
+        epoch, batch = checkpoint.restore(view)
         callbacks.append(checkpoint)
+    # One width for every epoch of the run, resumed or not: one compiled step.
+    data = LossTokens(train, train.loss_width(range(epochs)))
+    if validation is not None:
+        validation = LossTokens(validation, validation.loss_width([0]))
     history = {}
-    # keras.Model.fit, not keras-hub's: that one maps the string preprocessor over its
-    # input and takes only arrays, tf.data or grain datasets.
-    fit = keras.Model.fit
     while epoch < epochs:
         train.epoch, train.skip = epoch, batch
         # A resumed epoch runs alone (its batch count differs); then the rest in one fit.
         last = epoch + 1 if batch else epochs
         # shuffle=False: Keras would reorder the batches with its own, unsaved, randomness.
-        result = fit(causal_lm, train, validation_data=validation, initial_epoch=epoch, epochs=last, shuffle=False,
-                     callbacks=[_EpochOrder(train, batch), *callbacks], verbose=verbose)
+        result = view.fit(data, validation_data=validation, initial_epoch=epoch, epochs=last, shuffle=False,
+                          callbacks=[_EpochOrder(train, batch), *callbacks], verbose=verbose)
         for key, values in result.history.items():
             history.setdefault(key, []).extend(values)
         epoch, batch = last, 0
-        if causal_lm.stop_training:
+        if view.stop_training:
             break
     train.skip = 0
     return history
+
+
+def _metrics():
+    return [keras.metrics.SparseCategoricalAccuracy()]
+
+
+class LossPositions(keras.Model):
+    """A causal LM's training view: its logits at the given positions only.
+
+    Takes the causal LM's inputs plus "positions" [batch, K] and gives [batch, K, vocab]:
+    the causal LM's own backbone and output layer (soft cap, quantized table and all),
+    with the hidden states gathered before the output layer. Its variables are the
+    causal LM's."""
+
+    def __init__(self, causal_lm, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = causal_lm.backbone
+
+    def call(self, inputs):
+        hidden = self.backbone({k: v for k, v in inputs.items() if k != "positions"})
+        positions = keras.ops.expand_dims(inputs["positions"], -1)
+        return self.backbone.token_embedding(keras.ops.take_along_axis(hidden, positions, axis=1), reverse=True)
+
+
+class LossTokens(keras.utils.PyDataset):
+    """`SupervisedBatches` for `LossPositions`: each row's targets and weights gathered
+    at its `width` first loss-carrying positions (`loss_width` holds them all), the rest
+    of the row's slots pointing at position 0 with weight 0."""
+
+    def __init__(self, batches, width):
+        super().__init__()
+        self.batches, self.width = batches, width
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        x, targets, weights = self.batches[index]
+        positions = np.zeros((len(weights), self.width), "int32")
+        for row, carried in enumerate(weights):
+            where = np.flatnonzero(carried)
+            positions[row, : len(where)] = where
+        kept = np.take_along_axis(weights, positions, 1) * (np.arange(self.width) < (weights > 0).sum(1, keepdims=True))
+        return {**x, "positions": positions}, np.take_along_axis(targets, positions, 1), kept.astype("float32")
 
 
 class _EpochOrder(keras.callbacks.Callback):
