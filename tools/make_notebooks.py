@@ -263,7 +263,7 @@ GUARD = [
                  "`gemma-kit export-guard --model shieldgemma_2b_en --quantize int8 -o guard/`."),
     ("code", "import json, os, tempfile\nos.environ.setdefault('KERAS_BACKEND', 'jax')\nimport numpy as np\n"
              "import gemma_kit\nfrom gemma_kit.shield import ShieldGemma\nfrom mobile_export.guard import export_guard\n\n"
-             "LENGTHS = {'prompt': 256, 'response': 320}\nfolder = os.path.join(tempfile.mkdtemp(), 'guard')\n"
+             "LENGTHS = {'prompt': 256, 'response': 256}  # most tokens of template, texts and policy per screening\nfolder = os.path.join(tempfile.mkdtemp(), 'guard')\n"
              "guard = export_guard('default', folder, lengths=LENGTHS, quantize='int8')\n"
              "print(sorted(os.listdir(folder)), f\"{os.path.getsize(f'{folder}/guard.tflite') / 2**20:.0f} MiB\")\n"
              "print('int8 against Keras on the sample texts:', guard.error)"),
