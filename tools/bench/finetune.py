@@ -7,8 +7,11 @@ Models: the default Gemma 3 270M and a random-weight Gemma 2 2B (keras-hub's
 gemma2_2b_en geometry), float32 weights, JAX. LoRA rank 8 on query and value, Adam.
 Each (model, mode) runs in its own process so that peak RSS is its own; tokens/s counts
 every position of the batch (batch x sequence length), median of 3 steps after one
-step that compiled. Full tuning of the 2B needs ~42 GB (weights, gradients and two
-Adam moments in float32), more than this machine has, so it is not run. Writes its
+step that compiled. Every position carries loss, except in "lora-half-loss": the last
+half of each row does (as a chat answer would), and `finetune`'s `LossPositions` view
+sends only those positions through the output layer; its "vs LoRA" compares with
+projecting every position. Full tuning of the 2B needs ~42 GB (weights, gradients and
+two Adam moments in float32), more than this machine has, so it is not run. Writes its
 section of docs/benchmarks.md, with each mode's speed relative to LoRA in the same run.
 """
 
@@ -20,7 +23,7 @@ import time
 from common import gemma2_2b, peak_rss_gib, run_worker, timed, write_section
 
 SECTION = "## Fine-tuning"
-MODES = ("lora", "qlora-int8", "qlora-int4", "full")
+MODES = ("lora", "lora-half-loss", "qlora-int8", "qlora-int4", "full")
 SHAPES = {"default": (4, 128), "gemma2_2b": (1, 128)}  # (batch, sequence length)
 
 
@@ -50,7 +53,16 @@ def worker(model, mode):
          "padding_mask": np.ones((batch, length), bool)}
     y = rng.integers(3, 20000, (batch, length)).astype("int32")
     weights = np.ones((batch, length), "float32")
-    seconds = timed(lambda: keras.Model.train_on_batch(lm, x, y, sample_weight=weights), repeats=3)
+    model = lm
+    if mode == "lora-half-loss":
+        from gemma_kit.finetune.training import LossPositions
+
+        model = LossPositions(lm)
+        model.compile(optimizer=lm.optimizer, loss=lm.loss, weighted_metrics=[keras.metrics.SparseCategoricalAccuracy()])
+        positions = np.tile(np.arange(length // 2, length, dtype="int32"), (batch, 1))
+        x = {**x, "positions": positions}
+        y, weights = np.take_along_axis(y, positions, 1), weights[:, : length // 2]
+    seconds = timed(lambda: keras.Model.train_on_batch(model, x, y, sample_weight=weights), repeats=3)
     trainable = sum(int(np.prod(v.shape)) for v in lm.trainable_variables)
     return {"tokens_per_s": batch * length / seconds, "step_s": seconds, "rss": peak_rss_gib(), "trainable": trainable}
 
@@ -67,7 +79,7 @@ def main():
         return
     models = {"Gemma 3 270M (default)": ("default", MODES)}
     if not args.skip_2b:
-        models["Gemma 2 2B geometry, random"] = ("gemma2_2b", MODES[:3])
+        models["Gemma 2 2B geometry, random"] = ("gemma2_2b", MODES[:4])
     lines = ["", f"Machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; {time.strftime('%Y-%m-%d')}. "
              "Command: `.venv/bin/python tools/bench/finetune.py` (all rows from the same run). JAX, float32 "
              "weights, Adam, LoRA rank 8 on query and value; median of 3 optimizer steps after a compiling one; "
