@@ -42,7 +42,8 @@ def finetune(causal_lm, train, validation=None, epochs=1, checkpoint_dir=None, c
     """`model.fit` over `train` (a `SupervisedBatches`), resuming from `checkpoint_dir`
     when it holds a checkpoint. The model must be compiled (`compile_for_tuning`): its
     optimizer and loss train it, through its `LossPositions` view (which `callbacks`
-    see as their model). Checkpoints are written every `checkpoint_every` batches and
+    see as their model); the loss must average over the weighted tokens (as
+    `compile_for_tuning`'s does), since the view has fewer unweighted slots per row. Checkpoints are written every `checkpoint_every` batches and
     at each epoch's end. Returns {metric: [value per epoch]} for the epochs run by
     this call."""
     if causal_lm.optimizer is None:
