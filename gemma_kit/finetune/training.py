@@ -43,14 +43,13 @@ def finetune(causal_lm, train, validation=None, epochs=1, checkpoint_dir=None, c
     when it holds a checkpoint. The model must be compiled (`compile_for_tuning`): its
     optimizer and loss train it, through its `LossPositions` view (which `callbacks`
     see as their model); the loss must average over the weighted tokens (as
-    `compile_for_tuning`'s does), since the view has fewer unweighted slots per row. Checkpoints are written every `checkpoint_every` batches and
-    at each epoch's end. Returns {metric: [value per epoch]} for the epochs run by
-    this call."""
+    `compile_for_tuning`'s does), since the view has fewer unweighted slots per row.
+    Checkpoints are written every `checkpoint_every` batches and at each epoch's end.
+    Returns {metric: [value per epoch]} for the epochs run by this call."""
     if causal_lm.optimizer is None:
         raise GemmaKitError("compile the model first (gemma_kit.finetune.compile_for_tuning)")
     runtime.forget_compiled(causal_lm)
-    view = LossPositions(causal_lm)
-    view.compile(optimizer=causal_lm.optimizer, loss=causal_lm.loss, weighted_metrics=_metrics())
+    view = training_view(causal_lm)
     callbacks = list(callbacks)
     epoch, batch = 0, 0
     if checkpoint_dir is not None:
@@ -80,6 +79,13 @@ def finetune(causal_lm, train, validation=None, epochs=1, checkpoint_dir=None, c
 
 def _metrics():
     return [keras.metrics.SparseCategoricalAccuracy()]
+
+
+def training_view(causal_lm):
+    """`causal_lm`'s `LossPositions` view, compiled with its optimizer and loss."""
+    view = LossPositions(causal_lm)
+    view.compile(optimizer=causal_lm.optimizer, loss=causal_lm.loss, weighted_metrics=_metrics())
+    return view
 
 
 class LossPositions(keras.Model):
@@ -114,12 +120,11 @@ class LossTokens(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         x, targets, weights = self.batches[index]
-        positions = np.zeros((len(weights), self.width), "int32")
+        positions, kept = np.zeros((len(weights), self.width), "int32"), np.zeros((len(weights), self.width), "float32")
         for row, carried in enumerate(weights):
             where = np.flatnonzero(carried)
-            positions[row, : len(where)] = where
-        kept = np.take_along_axis(weights, positions, 1) * (np.arange(self.width) < (weights > 0).sum(1, keepdims=True))
-        return {**x, "positions": positions}, np.take_along_axis(targets, positions, 1), kept.astype("float32")
+            positions[row, : len(where)], kept[row, : len(where)] = where, carried[where]
+        return {**x, "positions": positions}, np.take_along_axis(targets, positions, 1), kept
 
 
 class _EpochOrder(keras.callbacks.Callback):

@@ -55,10 +55,9 @@ def worker(model, mode):
     weights = np.ones((batch, length), "float32")
     model = lm
     if mode == "lora-half-loss":
-        from gemma_kit.finetune.training import LossPositions
+        from gemma_kit.finetune.training import training_view
 
-        model = LossPositions(lm)
-        model.compile(optimizer=lm.optimizer, loss=lm.loss, weighted_metrics=[keras.metrics.SparseCategoricalAccuracy()])
+        model = training_view(lm)
         positions = np.tile(np.arange(length // 2, length, dtype="int32"), (batch, 1))
         x = {**x, "positions": positions}
         y, weights = np.take_along_axis(y, positions, 1), weights[:, : length // 2]
