@@ -80,6 +80,22 @@ def test_loss_is_the_mean_over_response_tokens_and_ignores_the_rest(lm):
     assert abs(loss_with(changed) - loss) > 1e-3
 
 
+def test_a_short_last_batch_is_filled_with_rows_that_carry_no_loss(lm):
+    """Every batch has `batch_size` rows (one compiled step); the rows that fill the last
+    one are padding with no loss weight, so its loss is that of its real row alone."""
+    compile_for_tuning(lm)
+    batches = supervised_batches(lm.preprocessor.tokenizer, EXAMPLES[:5], batch_size=4, shuffle=False)
+    x, y, weights = batches[len(batches) - 1]
+    assert len(batches) == 2 and y.shape[0] == 4 and weights[0].sum() > 0
+    assert not weights[1:].any() and not x["padding_mask"][1:].any()
+
+    def loss(rows):
+        return keras.Model.evaluate(lm, {k: v[rows] for k, v in x.items()}, y[rows], sample_weight=weights[rows],
+                                    verbose=0, return_dict=True)["loss"]
+
+    assert loss(slice(None)) == pytest.approx(loss(slice(0, 1)), rel=1e-6)
+
+
 def test_finetune_trains_as_keras_fit_of_the_whole_model():
     """`finetune` projects only the loss-carrying positions; Keras' own `fit` of the
     causal LM (every position through the output layer) on the same batches gives the

@@ -82,7 +82,8 @@ def render(tokenizer, messages):
 
 class SupervisedBatches(keras.utils.PyDataset):
     """Batches for `keras.Model.fit`: x = {"token_ids", "padding_mask"} [batch, length],
-    y = the next token, sample_weight = its loss mask.
+    y = the next token, sample_weight = its loss mask. Every batch has `batch_size`
+    rows: the last one is filled with padding rows that carry no loss.
 
     Padded: one conversation per row, cut to `sequence_length` + 1 tokens (the cut is
     counted in `truncated`). Packed: conversations, each starting with BOS, are joined
@@ -110,7 +111,7 @@ class SupervisedBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         ids, mask = self._epoch_arrays()
         rows = slice((index + self.skip) * self.batch_size, (index + self.skip + 1) * self.batch_size)
-        ids, mask = ids[rows], mask[rows]
+        ids, mask = _full_batch(ids[rows], self.batch_size, -1), _full_batch(mask[rows], self.batch_size, 0)
         inputs, real = ids[:, :-1], ids[:, :-1] != -1
         x = {"token_ids": np.where(real, inputs, self.pad_id).astype("int32"), "padding_mask": real}
         # Targets at padding are 0 with weight 0.
@@ -149,6 +150,15 @@ class SupervisedBatches(keras.utils.PyDataset):
             tokens, weights = self.rows[i][0][:width], self.rows[i][1][:width]
             ids[row, : len(tokens)], mask[row, : len(tokens)] = tokens, weights
         return ids, mask
+
+
+def _full_batch(rows, batch_size, fill):
+    """`rows` with rows of `fill` added up to `batch_size`: a short last batch would be a
+    new shape, compiled again for one step (about 5 s for the 270M's training step), and
+    one that data parallelism cannot split across devices. The added rows carry no loss
+    weight, and the loss averages over the weighted tokens."""
+    missing = batch_size - len(rows)
+    return np.concatenate([rows, np.full((missing, rows.shape[1]), fill, rows.dtype)]) if missing else rows
 
 
 def supervised_batches(tokenizer, examples, batch_size=4, sequence_length=None, packing=False, shuffle=True, seed=0,

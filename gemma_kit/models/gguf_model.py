@@ -5,6 +5,7 @@ transformers converters read, and its tensors are served to those converters und
 their Hugging Face names. keras-hub keeps the one copy of the weight layout logic.
 """
 
+import math
 import os
 import sys
 
@@ -152,7 +153,7 @@ class GGUFModelFile:
     def tensor(self, name):
         """Dequantized float32 tensor in Hugging Face (row-major) layout."""
         info = self.tensor_info(name)
-        data = gguf.quants.dequantize(info.data, info.tensor_type).astype(np.float32, copy=False)
+        data = _dequantize(info.data, info.tensor_type)
         expected = tuple(int(d) for d in reversed(info.shape))
         if data.shape != expected:
             data = data.reshape(expected)
@@ -163,6 +164,18 @@ class GGUFModelFile:
 
     def sentencepiece_proto(self):
         return tokens.sentencepiece_from_gguf(self.fields, self.path)
+
+
+def _dequantize(raw, tensor_type):
+    """float32 values of a tensor's raw data. gguf's dequantizer loops in Python over
+    groups of 16 rows (16k loops for the 270M's embedding); quantized blocks never span
+    rows, so the bytes are regrouped into rows of up to 256 blocks first: a few MB of
+    temporaries a step, and the 270M's tensors in 0.6 s instead of 1.4 to 2.1 s."""
+    block_size, type_size = gguf.GGML_QUANT_SIZES[tensor_type]
+    if block_size > 1:
+        blocks = raw.size // type_size
+        raw = raw.reshape(-1, math.gcd(blocks, 256) * type_size)
+    return gguf.quants.dequantize(raw, tensor_type).astype(np.float32, copy=False)
 
 
 class _GGUFWeightLoader:
