@@ -8,8 +8,9 @@ import subprocess
 import numpy as np
 import pytest
 from reference_strings import SHIELD_CASES, tokenizer_strings
+from shared_exports import tiny_source
+from test_guard_export import POLICIES, SHARED_EXPORTS as GUARD_EXPORTS
 
-from mobile_export.guard import export_guard
 from mobile_export.guard_runtime import OnDeviceGuard, SentencePieceTokenizer
 from mobile_export.web_demo import WEB, serve
 
@@ -25,10 +26,15 @@ def node(*args, stdin=None):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# The tiny Gemma 2 classifier that test_guard_export checks against Keras: one export
+# for both, from the run's shared exports.
+SHARED_EXPORTS = GUARD_EXPORTS[:1]
+
+
 @pytest.fixture(scope="module")
-def guard(tmp_path_factory, tiny_shield_folder):
-    folder = tmp_path_factory.mktemp("web") / "guard"
-    return export_guard(str(tiny_shield_folder), folder, ["dangerous", "hate"], {"prompt": 256, "response": 320})
+def guard(tmp_path_factory, shared_exports):
+    function, source, _, options = SHARED_EXPORTS[0]
+    return function(str(tiny_source(source)), tmp_path_factory.mktemp("web") / "guard", **options)
 
 
 def test_page_screens_typed_text_as_the_interpreter_does(guard):
@@ -40,7 +46,7 @@ def test_page_screens_typed_text_as_the_interpreter_does(guard):
     runtime = OnDeviceGuard(guard.path)
     for text, result, shown in zip(TEXTS, page["results"], page["shown"]):
         expected = runtime.score([text["prompt"]], None if text["response"] is None else [text["response"]])[0]
-        assert result["keys"] == ["dangerous", "hate"]
+        assert result["keys"] == POLICIES
         np.testing.assert_allclose(result["scores"], expected, atol=1e-5)
         flagged = [k for k, s in zip(result["keys"], expected) if s >= 0.5]
         assert shown["verdict"] == (f"FLAGGED: {', '.join(flagged)}" if flagged else "SAFE")
