@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 from reference_strings import SHIELD_CASES, tokenizer_strings
-from shared_exports import tiny_source
+from shared_exports import Tiny, tiny_source
 from test_guard_export import POLICIES, SHARED_EXPORTS as GUARD_EXPORTS
 
 from mobile_export.guard_runtime import OnDeviceGuard, SentencePieceTokenizer
@@ -28,12 +28,12 @@ def node(*args, stdin=None):
 
 # The tiny Gemma 2 classifier that test_guard_export checks against Keras: one export
 # for both, from the run's shared exports.
-SHARED_EXPORTS = GUARD_EXPORTS[:1]
+SHARED_EXPORTS = [export for export in GUARD_EXPORTS if export[1] == Tiny("shield", "gemma2_2b_geometry")]
 
 
 @pytest.fixture(scope="module")
 def guard(tmp_path_factory, shared_exports):
-    function, source, _, options = SHARED_EXPORTS[0]
+    (function, source, _, options), = SHARED_EXPORTS
     return function(str(tiny_source(source)), tmp_path_factory.mktemp("web") / "guard", **options)
 
 
