@@ -31,6 +31,14 @@ def default(tmp_path_factory, default_lm, shared_exports):
     return default_lm, folder
 
 
+@pytest.fixture(scope="module")
+def float32_bundles(default):
+    """The float32 file bundled in each format once, for the tests that run a bundle."""
+    lm, folder = default
+    return {format: write_bundle(lm, folder / "float32.tflite", folder / f"float32.{format}", format, KV_LEN)
+            for format in ("litertlm", "task")}
+
+
 def test_float32_signatures_match_keras(default):
     """64 greedy tokens through prefill + decode equal Keras generation (until Keras
     stops), and every step's logits equal the Keras forward pass within 1e-3."""
@@ -70,25 +78,23 @@ def _continuations(path, kv_len=KV_LEN):
 
 
 @pytest.mark.parametrize("format", ["litertlm", "task"])
-def test_float32_bundle_in_litert_lm_equals_keras(default, format):
-    lm, folder = default
-    path = write_bundle(lm, folder / "float32.tflite", folder / f"float32.{format}", format, KV_LEN)
-    for text, prompt in zip(_continuations(path), PROMPTS):
+def test_float32_bundle_in_litert_lm_equals_keras(default, float32_bundles, format):
+    lm, _ = default
+    for text, prompt in zip(_continuations(float32_bundles[format]), PROMPTS):
         expected = generate(lm, prompt, 24)
         assert len(text) >= 40 and expected.startswith(text), (text, expected)
 
 
 @pytest.mark.parametrize("format", ["litertlm", "task"])
-def test_chat_template_is_applied_once(default, format):
+def test_chat_template_is_applied_once(default, float32_bundles, format):
     """The engine's own prompt template (from the bundle) gives the ids `encode_chat`
     gives, so its reply equals Keras chat generation."""
     import litert_lm
 
     from gemma_kit.generation import decode
 
-    lm, folder = default
-    path = write_bundle(lm, folder / "float32.tflite", folder / f"chat.{format}", format, KV_LEN)
-    engine = litert_lm.Engine(str(path), backend=litert_lm.Backend.CPU(), max_num_tokens=KV_LEN)
+    lm, _ = default
+    engine = litert_lm.Engine(str(float32_bundles[format]), backend=litert_lm.Backend.CPU(), max_num_tokens=KV_LEN)
     tokenizer = lm.preprocessor.tokenizer
     assert engine.tokenize("<start_of_turn>user\n") == [int(tokenizer.token_to_id("<start_of_turn>")),
                                                         *gemma_kit.encode_text(tokenizer, "user\n")]
