@@ -27,17 +27,11 @@ def run(module, model, args, check_model=None):
                 check_model(model)
             model = save_preset(model, os.path.join(scratch, "preset"))
         command = [sys.executable, "-m", module, os.fspath(model), *map(str, args)]
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        # oneDNN's CPU allocator keeps freed buffers for TensorFlow's reuse (a 2B's float32
-        # weights, 10 GB, stayed resident after int8 quantization); without it they go back
-        # to the system before the converter runs.
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0",
-               "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         # The child's stdout goes to a file, so that only stderr is read while it runs: the
         # converter's and quantizer's progress goes on to this process's stderr, and its
         # end is kept for the error message.
         with open(os.path.join(scratch, "stdout"), "w+") as stdout_file:
-            child = subprocess.Popen(command, stdout=stdout_file, stderr=subprocess.PIPE, text=True, env=env)
+            child = start_child(command, child_env(), stdout_file)
             tail = collections.deque(maxlen=30)
             for line in child.stderr:
                 sys.stderr.write(line)
@@ -52,6 +46,23 @@ def run(module, model, args, check_model=None):
     if returncode:
         raise GemmaKitError(result["error"])
     return result
+
+
+def child_env():
+    """The child's environment: this one's, under TensorFlow, with the kit importable."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # oneDNN's CPU allocator keeps freed buffers for TensorFlow's reuse (a 2B's float32
+    # weights, 10 GB, stayed resident after int8 quantization); without it they go back
+    # to the system before the converter runs.
+    return {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0",
+            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+
+
+def start_child(command, env, stdout):
+    """The child process: `stdout` to the file, stderr to a pipe. One place, so that a
+    caller who runs many exports can serve them from an interpreter that has already
+    imported TensorFlow (the test suite does)."""
+    return subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def child_main(work):

@@ -29,6 +29,27 @@ def compilation_cache(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def warm_tensorflow():
+    """The TensorFlow processes that exports from another backend start
+    (`tf_process`), forked from one interpreter that has imported TensorFlow and
+    keras-hub (`warm_python`), started at the first export: each skips the 8 s of
+    imports. Their code, arguments and results are those of `python -m`."""
+    if os.environ["KERAS_BACKEND"] == "tensorflow":  # exports run in this process
+        yield
+        return
+    from warm_python import Server
+
+    from mobile_export import tf_process
+
+    server = Server(tf_process.child_env(), ["tensorflow", "keras_hub", "gemma_kit.models", "mobile_export.convert",
+                                             "mobile_export.guard_graph", "mobile_export.guard_runtime"])
+    start, tf_process.start_child = tf_process.start_child, server.start
+    yield
+    tf_process.start_child = start
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def shared_exports(tmp_path_factory):
     """The run's cache of exports of fixed sources (`shared_exports`), in use in this
@@ -41,7 +62,7 @@ def shared_exports(tmp_path_factory):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def background(request, tmp_path_factory):
+def background(request, tmp_path_factory, warm_tensorflow):
     """The run's background queue (`background.Queue`), started with the run. Each
     module declares its `SHARED_EXPORTS` ((function, source, name, options) of the
     exports of fixed sources it makes, see `shared_exports`) and its other jobs
@@ -50,7 +71,8 @@ def background(request, tmp_path_factory):
     the notebooks, then the rest module by module in the order the tests run; a test
     that comes before the queue does its short job itself. Not started on TensorFlow,
     where an export would run in a thread of this process rather than in a child
-    process: each test does its own job."""
+    process: each test does its own job. Stopped before `warm_tensorflow`, whose
+    interpreter its exports use."""
     from background import Queue
     from shared_exports import export_jobs
 
