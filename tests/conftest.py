@@ -12,6 +12,12 @@ BACKGROUND = pytest.StashKey[list]()
 FIXTURES = ROOT / "tests" / "fixtures"
 sys.path.insert(0, str(ROOT / "tools"))
 
+from warm_python import Server  # noqa: E402
+
+TENSORFLOW_PYTHON = Server(["tensorflow", "keras", "keras_hub", "tensorflow.lite.python.lite", "sentencepiece",
+                            "safetensors"])
+CLI_PYTHON = Server(["jax", "tensorflow", "keras", "keras_hub", "sentencepiece", "safetensors"])
+
 
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
@@ -30,24 +36,22 @@ def compilation_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def warm_tensorflow():
-    """The TensorFlow processes that exports from another backend start
-    (`tf_process`), forked from one interpreter that has imported TensorFlow and
-    keras-hub (`warm_python`), started at the first export: each skips the 8 s of
-    imports. Their code, arguments and results are those of `python -m`."""
-    if os.environ["KERAS_BACKEND"] == "tensorflow":  # exports run in this process
-        yield
-        return
-    from warm_python import Server
-
+def warm_python():
+    """The run's `python -m` children forked from interpreters that have imported
+    TensorFlow, JAX and keras-hub (`warm_python`), started at first use: each child
+    skips 7 s of imports. Their code, arguments, streams and exit codes are those of
+    `python -m`. The TensorFlow processes that exports from another backend start
+    (`tf_process`) come from `TENSORFLOW_PYTHON`; `gemma-kit` commands (test_cli)
+    from `CLI_PYTHON`."""
     from mobile_export import tf_process
 
-    server = Server(tf_process.child_env(), ["tensorflow", "keras_hub", "gemma_kit.models", "mobile_export.convert",
-                                             "mobile_export.guard_graph", "mobile_export.guard_runtime"])
-    start, tf_process.start_child = tf_process.start_child, server.start
+    start = tf_process.start_child
+    if os.environ["KERAS_BACKEND"] != "tensorflow":  # there, exports run in this process
+        tf_process.start_child = TENSORFLOW_PYTHON.popen
     yield
     tf_process.start_child = start
-    server.stop()
+    for server in (TENSORFLOW_PYTHON, CLI_PYTHON):
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +66,7 @@ def shared_exports(tmp_path_factory):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def background(request, tmp_path_factory, warm_tensorflow):
+def background(request, tmp_path_factory, warm_python):
     """The run's background queue (`background.Queue`), started with the run. Each
     module declares its `SHARED_EXPORTS` ((function, source, name, options) of the
     exports of fixed sources it makes, see `shared_exports`) and its other jobs
@@ -71,8 +75,8 @@ def background(request, tmp_path_factory, warm_tensorflow):
     the notebooks, then the rest module by module in the order the tests run; a test
     that comes before the queue does its short job itself. Not started on TensorFlow,
     where an export would run in a thread of this process rather than in a child
-    process: each test does its own job. Stopped before `warm_tensorflow`, whose
-    interpreter its exports use."""
+    process: each test does its own job. Stopped before `warm_python`, whose
+    interpreters its jobs use."""
     from background import Queue
     from shared_exports import export_jobs
 

@@ -3,7 +3,12 @@
 Each test's commands are child processes that need only fixture files, so they run in
 the run's background queue (`background`), alongside other tests: `COMMANDS[name]`
 runs test_<name>'s commands in a fresh folder, and the test takes their outcome (the
-completed processes and the folder) and asserts on it."""
+completed processes and the folder) and asserts on it.
+
+A command is `python -m gemma_kit.cli ...` forked from an interpreter that has
+imported JAX, TensorFlow and keras-hub, the kit itself not (`conftest.warm_python`):
+each skips 7 s of imports. `gemma-kit info` and the `--backend` test run in a fresh
+interpreter, as the README's commands do."""
 
 import json
 import os
@@ -12,16 +17,19 @@ import subprocess
 import sys
 
 import pytest
-from conftest import FIXTURES
+from conftest import CLI_PYTHON, FIXTURES
 
 TINY = str(FIXTURES / "tiny_gemma2_f32.gguf")
 COMMANDS = {}
 COMMAND_MEMORY = 2 * 2**30
 
 
-def run(*args, stdin=""):
-    return subprocess.run([sys.executable, "-m", "gemma_kit.cli", *args], input=stdin,
-                          capture_output=True, text=True, timeout=600)
+def run(*args, stdin="", fresh=False):
+    """The completed `gemma-kit ARGS` (`fresh`: in a new interpreter)."""
+    command = [sys.executable, "-m", "gemma_kit.cli", *args]
+    if fresh:
+        return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=600)
+    return CLI_PYTHON.run(command, input=stdin, timeout=600)
 
 
 def commands(function):
@@ -52,7 +60,7 @@ def outcome(request, background):
 
 @commands
 def info_json(folder, shield_folder):
-    return run("info", "--model", TINY, "--json")
+    return run("info", "--model", TINY, "--json", fresh=True)
 
 
 def test_info_json(outcome):

@@ -1,13 +1,14 @@
-"""A warm interpreter for the run's `python -m MODULE ...` child processes.
+"""A warm interpreter for the run's many `python -m MODULE ...` child processes.
 
 Each export from a JAX test runs `python -m mobile_export.<module> ...` under
-TensorFlow (`tf_process`): a fresh process that spends about 8 s of a core importing
-TensorFlow, Keras and keras-hub before its work, some twenty times a run. This server
-imports them once, then forks a child for each command: the child is a fresh process
-(its own memory, state and exit) whose imports are already done. It gets the caller's
-standard streams (passed over the socket), working folder and environment, and runs the
-module as `python -m` does. Only the variables read at import time must equal the
-server's; `Server.start` starts a real process where they do not.
+TensorFlow (`tf_process`), and each CLI test runs `python -m gemma_kit.cli ...`: fresh
+processes that spend about 8 s of a core importing TensorFlow, JAX, Keras and keras-hub
+before their work, some forty times a run. A server imports them once, then forks a
+child for each command: the child is a fresh process (its own memory, state and exit
+code) whose imports are already done. It gets the caller's standard streams (passed
+over a socket) and working folder and runs the module as `python -m` does. A command
+is served only in the environment the server started in (the variables JAX, Keras and
+TensorFlow read at import); another one starts a real process.
 
     python tests/warm_python.py SOCKET MODULE...   (serves until its stdin closes)
 """
@@ -17,6 +18,7 @@ import json
 import os
 import runpy
 import selectors
+import signal
 import socket
 import subprocess
 import sys
@@ -24,39 +26,74 @@ import tempfile
 import threading
 import traceback
 
-# Read once, at import (Keras' backend, TensorFlow's logging and oneDNN, the allocator,
-# the module search path): a command whose values differ runs in a real process.
-IMPORT_TIME = ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "LD_PRELOAD", "PYTHONPATH",
-               "PYTHONHASHSEED", "XLA_FLAGS")
-
 
 class Server:
-    """Client side: `start(command, env, stdout)` is a `subprocess.Popen(command,
-    stdout=stdout, stderr=PIPE, text=True, env=env)` for `python -m MODULE ...`, served
-    by a warm interpreter (started on first use) that has imported `modules` under
-    `env` (that of the commands to serve)."""
+    """A warm interpreter that has imported `modules`, started on first use in that
+    use's environment. `popen` and `run` stand for `subprocess.Popen` and
+    `subprocess.run` of `[sys.executable, "-m", MODULE, ...]`."""
 
-    def __init__(self, env, modules):
-        self._env, self._modules = env, modules
+    def __init__(self, modules):
+        self._modules = modules
         self._lock = threading.Lock()
-        self._process = self._folder = None
+        self._process = self._folder = self._env = None
 
-    def start(self, command, env, stdout):
-        if command[:2] != [sys.executable, "-m"] or any(env.get(k) != self._env.get(k) for k in IMPORT_TIME):
+    def popen(self, command, env, stdout):
+        """`subprocess.Popen(command, stdout=stdout, stderr=PIPE, text=True, env=env)`."""
+        if not self._serves(command, env):
             return subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
-        return _Child(self._address(), command[2], command[3:], env, stdout)
+        read, write = os.pipe()
+        with open(os.devnull) as stdin:
+            child = self._fork(command, [stdin.fileno(), stdout.fileno(), write])
+        os.close(write)
+        child.stderr = os.fdopen(read)
+        return child
 
-    def _address(self):
+    def run(self, command, input="", timeout=None, env=None):
+        """`subprocess.run(command, input=input, capture_output=True, text=True,
+        timeout=timeout, env=env)`."""
+        env = dict(os.environ if env is None else env)
+        if not self._serves(command, env):
+            return subprocess.run(command, input=input, capture_output=True, text=True, timeout=timeout, env=env)
+        with tempfile.TemporaryFile("w+") as stdin, tempfile.TemporaryFile("w+") as stdout, \
+                tempfile.TemporaryFile("w+") as stderr:
+            stdin.write(input)
+            stdin.flush()
+            stdin.seek(0)
+            child = self._fork(command, [stdin.fileno(), stdout.fileno(), stderr.fileno()])
+            try:
+                code = child.wait(timeout)
+            except TimeoutError:
+                child.kill()
+                raise subprocess.TimeoutExpired(command, timeout) from None
+            stdout.seek(0)
+            stderr.seek(0)
+            return subprocess.CompletedProcess(command, code, stdout.read(), stderr.read())
+
+    def _serves(self, command, env):
         with self._lock:
+            if command[:2] != [sys.executable, "-m"] or self._env not in (None, env):
+                return False
             if self._process is None:
-                self._folder = tempfile.mkdtemp(prefix="warm_python")
-                address = os.path.join(self._folder, "socket")
-                self._process = subprocess.Popen([sys.executable, os.path.abspath(__file__), address, *self._modules],
-                                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                                 env=self._env)
-                if self._process.stdout.readline().strip() != "ready":
-                    raise RuntimeError(f"the warm interpreter did not start (exit code {self._process.wait()})")
-            return os.path.join(self._folder, "socket")
+                self._start(env)
+            return True
+
+    def _start(self, env):
+        self._env, self._folder = dict(env), tempfile.mkdtemp(prefix="warm_python")
+        self._process = subprocess.Popen([sys.executable, os.path.abspath(__file__), self._address, *self._modules],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        if self._process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the warm interpreter did not start (exit code {self._process.wait()})")
+
+    @property
+    def _address(self):
+        return os.path.join(self._folder, "socket")
+
+    def _fork(self, command, fds):
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        connection.connect(self._address)
+        request = {"module": command[2], "args": command[3:], "cwd": os.getcwd()}
+        socket.send_fds(connection, [json.dumps(request).encode()], fds)
+        return _Child(connection)
 
     def stop(self):
         """Stop serving (children still running finish on their own)."""
@@ -64,37 +101,38 @@ class Server:
             if self._process is not None:
                 self._process.stdin.close()
                 self._process.wait()
-                os.remove(os.path.join(self._folder, "socket"))
+                os.remove(self._address)
                 os.rmdir(self._folder)
                 self._process = None
 
 
 class _Child:
-    """The parts of `subprocess.Popen` that `tf_process` uses: `stderr`, `wait()`."""
+    """A forked child: its `pid`, `wait(timeout)` for its exit code, `kill()`."""
 
-    def __init__(self, address, module, args, env, stdout):
-        read, write = os.pipe()
-        stdin = os.open(os.devnull, os.O_RDONLY)
-        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            self._socket.connect(address)
-            request = {"module": module, "args": list(args), "env": dict(env), "cwd": os.getcwd()}
-            socket.send_fds(self._socket, [json.dumps(request).encode()], [stdin, stdout.fileno(), write])
-        finally:
-            os.close(stdin)
-            os.close(write)
-        self.stderr = os.fdopen(read)
+    def __init__(self, connection):
+        self._connection = connection
+        self.pid = int(self._receive())
         self.returncode = None
 
-    def wait(self):
+    def _receive(self):
+        answer = self._connection.recv(64)
+        if not answer:
+            raise RuntimeError("the warm interpreter stopped before its child finished")
+        return answer
+
+    def wait(self, timeout=None):
         if self.returncode is None:
-            answer = self._socket.recv(64)
-            if not answer:
-                raise RuntimeError("the warm interpreter stopped before its child finished")
-            self.returncode = int(answer)
-            self._socket.close()
-            self.stderr.close()
+            self._connection.settimeout(timeout)
+            self.returncode = int(self._receive())
+            self._connection.close()
+            if getattr(self, "stderr", None):
+                self.stderr.close()
         return self.returncode
+
+    def kill(self):
+        os.kill(self.pid, signal.SIGKILL)
+        self._connection.settimeout(None)
+        self.wait()
 
 
 def serve(address, modules):
@@ -113,14 +151,14 @@ def serve(address, modules):
             if key.fileobj is sys.stdin:
                 return
             connection, _ = listener.accept()
-            message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
-            sys.stdout.flush()
+            message, fds, _, _ = socket.recv_fds(connection, 1 << 16, 3)
             pid = os.fork()
             if pid == 0:
                 listener.close()
                 _run(json.loads(message), fds)  # never returns
             for fd in fds:
                 os.close(fd)
+            connection.send(str(pid).encode())
             children[pid] = connection
         for pid in list(children):
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -138,17 +176,15 @@ def _run(request, fds):
             os.dup2(fd, target)
             os.close(fd)
         os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
         sys.argv = [request["module"], *request["args"]]
         try:
             runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
             code = 0
-        except SystemExit as e:
+        except SystemExit as e:  # as the interpreter reports it
             code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
             if not isinstance(e.code, (int, type(None))):
                 print(e.code, file=sys.stderr)
-    except BaseException:  # noqa: BLE001 - reported as python reports it, exit code 1
+    except BaseException:  # noqa: BLE001 - reported as the interpreter reports it, exit code 1
         traceback.print_exc()
     finally:
         for stream in (sys.stdout, sys.stderr):
