@@ -6,9 +6,9 @@ processes that spend about 8 s of a core importing TensorFlow, JAX, Keras and ke
 before their work, some forty times a run. A server imports them once, then forks a
 child for each command: the child is a fresh process (its own memory, state and exit
 code) whose imports are already done. It gets the caller's standard streams (passed
-over a socket) and working folder and runs the module as `python -m` does. A command
-is served only in the environment the server started in (the variables JAX, Keras and
-TensorFlow read at import); another one starts a real process.
+over a socket), working folder and environment, and runs the module as `python -m`
+does. Only the variables read at import (`IMPORT_TIME`) must be those the server
+started with; a command whose values differ starts a real process.
 
     python tests/warm_python.py SOCKET MODULE...   (serves until its stdin closes)
 """
@@ -25,6 +25,13 @@ import sys
 import tempfile
 import threading
 import traceback
+import warnings
+
+# Read once, at import, by Python, the allocator, JAX, Keras or TensorFlow. Others
+# change during a run (pytest's PYTEST_CURRENT_TEST; TensorFlow's import sets some) and
+# reach the child as they are.
+IMPORT_TIME = ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "PYTHONPATH", "PYTHONHASHSEED",
+               "LD_PRELOAD", "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", "JAX_*", "XLA_*")
 
 
 class Server:
@@ -43,7 +50,7 @@ class Server:
             return subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
         read, write = os.pipe()
         with open(os.devnull) as stdin:
-            child = self._fork(command, [stdin.fileno(), stdout.fileno(), write])
+            child = self._fork(command, env, [stdin.fileno(), stdout.fileno(), write])
         os.close(write)
         child.stderr = os.fdopen(read)
         return child
@@ -59,7 +66,7 @@ class Server:
             stdin.write(input)
             stdin.flush()
             stdin.seek(0)
-            child = self._fork(command, [stdin.fileno(), stdout.fileno(), stderr.fileno()])
+            child = self._fork(command, env, [stdin.fileno(), stdout.fileno(), stderr.fileno()])
             try:
                 code = child.wait(timeout)
             except TimeoutError:
@@ -71,7 +78,12 @@ class Server:
 
     def _serves(self, command, env):
         with self._lock:
-            if command[:2] != [sys.executable, "-m"] or self._env not in (None, env):
+            if command[:2] != [sys.executable, "-m"]:
+                return False
+            if self._env is not None and _imported(self._env) != _imported(env):
+                before, now = _imported(self._env), _imported(env)
+                differ = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
+                warnings.warn(f"{' '.join(command[2:4])}: a real process ({', '.join(differ)} changed)")
                 return False
             if self._process is None:
                 self._start(env)
@@ -88,10 +100,10 @@ class Server:
     def _address(self):
         return os.path.join(self._folder, "socket")
 
-    def _fork(self, command, fds):
+    def _fork(self, command, env, fds):
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         connection.connect(self._address)
-        request = {"module": command[2], "args": command[3:], "cwd": os.getcwd()}
+        request = {"module": command[2], "args": command[3:], "cwd": os.getcwd(), "env": env}
         socket.send_fds(connection, [json.dumps(request).encode()], fds)
         return _Child(connection)
 
@@ -104,6 +116,10 @@ class Server:
                 os.remove(self._address)
                 os.rmdir(self._folder)
                 self._process = None
+
+
+def _imported(env):
+    return {k: v for k, v in env.items() if k in IMPORT_TIME or f"{k.split('_')[0]}_*" in IMPORT_TIME}
 
 
 class _Child:
@@ -176,6 +192,8 @@ def _run(request, fds):
             os.dup2(fd, target)
             os.close(fd)
         os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
         sys.argv = [request["module"], *request["args"]]
         try:
             runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
