@@ -80,8 +80,8 @@ class Server:
         with self._lock:
             if command[:2] != [sys.executable, "-m"]:
                 return False
-            if self._env is not None and _imported(self._env) != _imported(env):
-                before, now = _imported(self._env), _imported(env)
+            before, now = _imported(self._env or env), _imported(env)
+            if before != now:
                 differ = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
                 warnings.warn(f"{' '.join(command[2:4])}: a real process ({', '.join(differ)} changed)")
                 return False
@@ -128,7 +128,7 @@ class _Child:
     def __init__(self, connection):
         self._connection = connection
         self.pid = int(self._receive())
-        self.returncode = None
+        self.returncode = self.stderr = None
 
     def _receive(self):
         answer = self._connection.recv(64)
@@ -141,7 +141,7 @@ class _Child:
             self._connection.settimeout(timeout)
             self.returncode = int(self._receive())
             self._connection.close()
-            if getattr(self, "stderr", None):
+            if self.stderr is not None:
                 self.stderr.close()
         return self.returncode
 
@@ -169,8 +169,9 @@ def serve(address, modules):
             connection, _ = listener.accept()
             message, fds, _, _ = socket.recv_fds(connection, 1 << 16, 3)
             pid = os.fork()
-            if pid == 0:
-                listener.close()
+            if pid == 0:  # the child holds only its own streams, none of the server's sockets
+                for server_socket in (listener, connection, *children.values()):
+                    server_socket.close()
                 _run(json.loads(message), fds)  # never returns
             for fd in fds:
                 os.close(fd)
