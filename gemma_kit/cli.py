@@ -70,7 +70,7 @@ def _parser():
     p.add_argument("--texts", required=True, help="a text file, one text per line, to find activating contexts in")
     p.add_argument("--prompt", help="also write prompt.html: which features fire on this text")
     p.add_argument("--top-k", type=int, default=10, help="contexts per feature")
-    p.add_argument("-o", "--out", required=True, help="folder to write (replaced if it exists)")
+    _output_folder(p)
     _finetune_command(command)
     p = command("export", _export, "LiteRT prefill/decode model, .litertlm / .task bundle for on-device runtimes, "
                                    "or GGUF for llama.cpp / Ollama")
@@ -88,8 +88,15 @@ def _parser():
     p.add_argument("--quantize", choices=("none", "int8"), default="none")
     p.add_argument("--prompt-length", type=int, default=512, help="most tokens of a prompt-only screening prompt")
     p.add_argument("--response-length", type=int, default=1024, help="most tokens of a prompt-response prompt")
-    p.add_argument("-o", "--out", required=True, help="folder to write (replaced if it exists)")
+    _output_folder(p)
     return parser
+
+
+def _output_folder(p, flags=("-o", "--out"), what="folder to write"):
+    p.add_argument(*flags, required=True, help=f"{what}: new, empty, or this command's own earlier output "
+                                               "(replaced); a folder holding other files needs --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a folder holding other files, keeping them (files of the same name are replaced)")
 
 
 def _finetune_command(command):
@@ -98,7 +105,8 @@ def _finetune_command(command):
     p = command("finetune", _finetune, "supervised LoRA / QLoRA tuning from JSONL (resumes an interrupted run)")
     p.add_argument("--data", required=True, help='JSONL: {"messages": [...]} or {"prompt": ..., "response": ...}')
     p.add_argument("--eval", help="held-out JSONL: eval loss before and after")
-    p.add_argument("--out", required=True, help="folder for adapter.safetensors, preset/, checkpoint/, summary.json")
+    _output_folder(p, ("--out",), "folder for adapter.safetensors, preset/, checkpoint/, summary.json (an earlier "
+                                  "run's folder resumes it)")
     p.add_argument("--lora-rank", type=int, default=8, help="0 tunes every weight")
     p.add_argument("--lora-alpha", type=float, help="update scale alpha / rank (default alpha = rank)")
     p.add_argument("--targets", default="query,value", help=f"comma-separated, among {','.join(TARGETS)}")
@@ -255,14 +263,16 @@ def _demo_scope(lm):
 
 
 def _finetune(args):
+    from gemma_kit.files import check_output_folder
     from gemma_kit.finetune.recipe import check_options, tune
 
     check_options(args.lora_rank, args.quantize, args.epochs, args.batch_size)
+    check_output_folder(args.out, "finetune", args.overwrite)
     lm = _load(args)
     summary = tune(lm, args.data, args.out, args.eval, args.lora_rank, args.lora_alpha,
                    tuple(t.strip() for t in args.targets.split(",") if t.strip()), args.quantize, args.epochs,
                    args.batch_size, args.sequence_length, args.packing, args.learning_rate, args.seed,
-                   args.checkpoint_every, verbose=2)
+                   args.checkpoint_every, verbose=2, overwrite=args.overwrite)
     if summary["eval_loss_before"] is not None:
         print(f"eval loss: {summary['eval_loss_before']:.4f} before, {summary['eval_loss_after']:.4f} after")
     print(f"wrote {args.out}: " + ("adapter.safetensors, " if args.lora_rank else "") + "preset/ (load with "
@@ -297,10 +307,12 @@ def _export(args):
 
 
 def _export_gguf(args):
+    from gemma_kit.files import check_output_file
     from gemma_kit.models.gguf_export import check_gguf_quantization, export_gguf
 
     quantize = args.quantize or "f16"
     check_gguf_quantization(quantize)
+    check_output_file(args.out)
     path = export_gguf(_load(args), args.out, quantize)
     print(f"wrote {path} ({os.path.getsize(path) / 2**20:.1f} MiB): run it with llama.cpp, or `ollama create` "
           "from a Modelfile whose FROM line names it")
@@ -311,7 +323,7 @@ def _export_guard(args):
     from mobile_export.guard import export_guard
 
     lengths = {"prompt": args.prompt_length, "response": args.response_length}
-    guard = export_guard(args.model, args.out, args.policies.split(","), lengths, args.quantize)
+    guard = export_guard(args.model, args.out, args.policies.split(","), lengths, args.quantize, args.overwrite)
     size = os.path.getsize(os.path.join(guard.path, "guard.tflite"))
     print(f"wrote {guard.path}/ (guard.tflite {size / 2**20:.1f} MiB, tokenizer.model, guard.json)")
     for use, error in guard.error.items():
@@ -374,8 +386,10 @@ def _shield_eval(args):
 
 
 def _shield_calibrate(args):
+    from gemma_kit.files import check_output_file
     from gemma_kit.shield.evaluation import calibrate
 
+    check_output_file(args.out)
     chosen, report = calibrate(_shield_model(args), args.data, args.out, args.policy, args.target_precision)
     _print_report(report, args.json)
     print(f"thresholds written to {args.out}: " + ", ".join(f"{k} {v:.4f}" for k, v in chosen.items()),
@@ -385,9 +399,11 @@ def _shield_calibrate(args):
 
 def _scope_dashboard(args):
     from gemma_kit.errors import GemmaKitError
+    from gemma_kit.files import check_output_folder
     from gemma_kit.scope import load_sae
     from gemma_kit.scope.dashboard import write_dashboard
 
+    check_output_folder(args.out, "dashboard", args.overwrite)
     try:
         features = [int(f) for f in args.features.split(",") if f.strip()]
     except ValueError:
@@ -400,7 +416,8 @@ def _scope_dashboard(args):
     if not texts:
         raise GemmaKitError(f"{args.texts}: no texts")
     sae = load_sae(args.sae)
-    out = write_dashboard(args.out, _load(args), sae, args.site, texts, features, args.prompt, args.top_k)
+    out = write_dashboard(args.out, _load(args), sae, args.site, texts, features, args.prompt, args.top_k,
+                          args.overwrite)
     print(f"wrote {os.path.join(out, 'index.html')}")
     return 0
 

@@ -15,6 +15,7 @@ import tempfile
 import keras
 
 from gemma_kit.errors import GemmaKitError
+from gemma_kit.files import check_output_file
 from gemma_kit.models.info import check_gemma2_or_3
 from gemma_kit.models.tokens import proto_bytes
 from mobile_export import bundle, tf_process
@@ -32,6 +33,7 @@ def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFA
     format = format or os.path.splitext(out)[1].lstrip(".")
     if format not in FORMATS:
         raise GemmaKitError(f"{out}: unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+    check_output_file(out)
     # Checked here too, so that a bad option fails before a TensorFlow process starts.
     lengths = checked_lengths(prefill_lengths, kv_len)
     check_quantization(quantize)

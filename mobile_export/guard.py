@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from gemma_kit.errors import GemmaKitError
-from gemma_kit.files import atomic_folder
+from gemma_kit.files import atomic_folder, check_output_folder
 from gemma_kit.models.info import check_gemma2_or_3
 from gemma_kit.models.tokens import proto_bytes
 from mobile_export import guard_graph, tf_process
@@ -44,26 +44,29 @@ SAMPLES = (
 )
 
 
-def export_guard(model, out, policies=None, lengths=None, quantize="none"):
+def export_guard(model, out, policies=None, lengths=None, quantize="none", overwrite=False):
     """Write the classifier folder `out` (atomically) for `model` (any
     `gemma_kit.load_model` source, or a loaded causal LM) and `policies` (names or
     `Policy` objects; default the four harms); return an `Exported` whose `error` is
     {use: {"max_abs", "agreement"}} of its scores on `SAMPLES` against Keras' (for
-    quantized weights). `lengths`: {use: maximum tokens}, uses "prompt" / "response"."""
+    quantized weights). `lengths`: {use: maximum tokens}, uses "prompt" / "response".
+    An existing `out` holding other files is refused unless `overwrite`
+    (`gemma_kit.files`)."""
     from gemma_kit.shield import policies as policy_lib
 
     resolved = policy_lib.resolve_all(policies)
     lengths = _checked_lengths(lengths)
     if quantize not in GUARD_QUANTIZATION:
         raise GemmaKitError(f"classifier export takes quantize {' or '.join(GUARD_QUANTIZATION)}, found {quantize!r}")
+    check_output_folder(out, "guard", overwrite)
     spec = [dataclasses.asdict(p) for p in resolved]
     if keras.config.backend() != "tensorflow":
-        args = [os.fspath(out), json.dumps(spec), json.dumps(lengths), quantize]
+        args = [os.fspath(out), json.dumps(spec), json.dumps(lengths), quantize, json.dumps(overwrite)]
         return Exported(**tf_process.run("mobile_export.guard", model, args, check_gemma2_or_3))
-    return _export(model, os.fspath(out), resolved, lengths, quantize)
+    return _export(model, os.fspath(out), resolved, lengths, quantize, overwrite)
 
 
-def _export(model, out, policies, lengths, quantize):
+def _export(model, out, policies, lengths, quantize, overwrite):
     from gemma_kit.models import load_model
     from gemma_kit.shield import ShieldGemma, encoding, scoring
     from mobile_export.convert import write_tflite
@@ -98,7 +101,7 @@ def _export(model, out, policies, lengths, quantize):
     def build(table):
         return guard_graph.signatures(causal_lm, answers, shapes, len(policies), table)
 
-    with atomic_folder(out) as staging:
+    with atomic_folder(out, "guard", overwrite) as staging:
         write_tflite(causal_lm, os.path.join(staging, "guard.tflite"), build, quantize, in_place=owned)
         with open(os.path.join(staging, "tokenizer.model"), "wb") as f:
             f.write(proto_bytes(tokenizer))
@@ -161,10 +164,10 @@ def _checked_lengths(lengths):
 def _main(argv):
     from gemma_kit.shield.policies import Policy
 
-    source, out, spec, lengths, quantize = argv
+    source, out, spec, lengths, quantize, overwrite = argv
     policies = [Policy(**p) for p in json.loads(spec)]
     return tf_process.child_main(lambda: dataclasses.asdict(
-        _export(source, out, policies, json.loads(lengths), quantize)))
+        _export(source, out, policies, json.loads(lengths), quantize, json.loads(overwrite))))
 
 
 if __name__ == "__main__":

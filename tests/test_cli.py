@@ -275,6 +275,7 @@ def export_guard_writes_the_classifier_folder(folder, shield_folder):
 def test_export_guard_writes_the_classifier_folder(outcome):
     out, folder = outcome
     assert out.returncode == 0, out.stderr
-    assert sorted(p.name for p in (folder / "guard").iterdir()) == ["guard.json", "guard.tflite", "tokenizer.model"]
+    assert sorted(p.name for p in (folder / "guard").iterdir()) == [".gemma-kit", "guard.json", "guard.tflite",
+                                                                   "tokenizer.model"]
     config = json.loads((folder / "guard" / "guard.json").read_text())
     assert [p["key"] for p in config["policies"]] == ["dangerous", "hate"]

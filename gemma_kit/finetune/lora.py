@@ -157,20 +157,23 @@ def load_adapter(causal_lm, path):
     return causal_lm
 
 
-def merge(causal_lm, preset_dir):
+def merge(causal_lm, preset_dir, overwrite=False):
     """Save the model with its adapters merged into the base weights as a keras-hub
     preset (Keras merges on save: `kernel + alpha / rank * A @ B`, re-quantized for an
     int8 / int4 base), and return the model loaded back from it: a plain keras-hub
-    model without LoRA layers, which `gemma_kit.load_model(preset_dir)` also reads."""
+    model without LoRA layers, which `gemma_kit.load_model(preset_dir)` also reads.
+    An existing `preset_dir` holding other files is refused unless `overwrite`."""
     from gemma_kit.models import load_model
 
     lora_config(causal_lm)
-    save_preset(causal_lm, preset_dir)
+    save_preset(causal_lm, preset_dir, overwrite)
     return load_model(os.fspath(preset_dir))
 
 
-def save_preset(causal_lm, preset_dir):
-    """`causal_lm.save_to_preset`, written to a staging folder and renamed into place."""
-    with atomic_folder(preset_dir) as staging:
+def save_preset(causal_lm, preset_dir, overwrite=False):
+    """`causal_lm.save_to_preset`, written to a staging folder and renamed into place
+    (`gemma_kit.files.atomic_folder`: a folder holding other files is refused unless
+    `overwrite`)."""
+    with atomic_folder(preset_dir, "preset", overwrite) as staging:
         causal_lm.save_to_preset(staging)
     return os.fspath(preset_dir)

@@ -16,7 +16,7 @@ import os
 import keras
 
 from gemma_kit.errors import GemmaKitError
-from gemma_kit.files import atomic_file
+from gemma_kit.files import atomic_file, check_output_folder, claim_folder
 from gemma_kit.finetune import lora
 from gemma_kit.finetune.data import supervised_batches
 from gemma_kit.finetune.training import compile_for_tuning, finetune
@@ -32,10 +32,13 @@ def check_options(lora_rank, quantize, epochs, batch_size):
 
 def tune(causal_lm, data, out, eval_data=None, lora_rank=8, lora_alpha=None, targets=lora.DEFAULT_TARGETS,
          quantize=None, epochs=1, batch_size=4, sequence_length=None, packing=False, learning_rate=2e-4, seed=0,
-         checkpoint_every=50, verbose="auto"):
+         checkpoint_every=50, verbose="auto", overwrite=False):
     """Tune `causal_lm` in place on `data` (JSONL path or examples) and write `out`.
-    `lora_rank=0` tunes every weight; `quantize` ("int8" / "int4") is QLoRA."""
+    `lora_rank=0` tunes every weight; `quantize` ("int8" / "int4") is QLoRA. An
+    existing `out` that is not an earlier run's folder is refused unless `overwrite`
+    (`gemma_kit.files`)."""
     check_options(lora_rank, quantize, epochs, batch_size)
+    check_output_folder(out, "finetune", overwrite)
     tokenizer = causal_lm.preprocessor.tokenizer
     train = supervised_batches(tokenizer, data, batch_size, sequence_length, packing, seed=seed)
     validation = None
@@ -47,13 +50,14 @@ def tune(causal_lm, data, out, eval_data=None, lora_rank=8, lora_alpha=None, tar
     if lora_rank:
         lora.enable_lora(causal_lm, lora_rank, lora_alpha, targets)
     compile_for_tuning(causal_lm, learning_rate)
+    claim_folder(out, "finetune", overwrite)
     before = _loss(causal_lm, validation)
     history = finetune(causal_lm, train, validation, epochs, os.path.join(out, "checkpoint"), checkpoint_every,
                        verbose=verbose)
     after = _loss(causal_lm, validation)
     if lora_rank:
         lora.save_adapter(causal_lm, os.path.join(out, "adapter.safetensors"))
-    lora.save_preset(causal_lm, os.path.join(out, "preset"))
+    lora.save_preset(causal_lm, os.path.join(out, "preset"), overwrite)
     summary = {"examples": len(train.rows), "sequence_length": train.length, "truncated": train.truncated,
                "batch_size": batch_size, "packing": packing, "epochs": epochs, "learning_rate": learning_rate,
                "lora": lora.lora_config(causal_lm) if lora_rank else None, "quantize": quantize, "seed": seed,

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from gemma_kit.errors import GemmaKitError
-from gemma_kit.files import atomic_folder
+from gemma_kit.files import atomic_folder, check_output_folder
 from gemma_kit.scope import sites as site_lib
 from gemma_kit.scope.activations import batch_inputs, real_tokens, site_activations
 
@@ -77,11 +77,13 @@ def feature_reports(causal_lm, sae, site, texts, features, top_k=10, batch_size=
     return reports
 
 
-def write_dashboard(out, causal_lm, sae, site, texts, features, prompt=None, top_k=10):
+def write_dashboard(out, causal_lm, sae, site, texts, features, prompt=None, top_k=10, overwrite=False):
     """Write index.html, feature_{i}.html per feature and (with `prompt`) prompt.html
-    into the folder `out`, atomically (a staging folder renamed into place)."""
+    into the folder `out`, atomically (a staging folder renamed into place). An
+    existing `out` holding other files is refused unless `overwrite` (`gemma_kit.files`)."""
+    check_output_folder(out, "dashboard", overwrite)
     reports = feature_reports(causal_lm, sae, site, texts, features, top_k)
-    with atomic_folder(out) as staging:
+    with atomic_folder(out, "dashboard", overwrite) as staging:
         pages = {f"feature_{r.index}.html": _feature_page(r, site, len(texts)) for r in reports}
         if prompt is not None:
             pages["prompt.html"] = _prompt_page(causal_lm, sae, site, prompt, {r.index for r in reports})

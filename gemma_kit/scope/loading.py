@@ -166,15 +166,12 @@ def save_sae(sae, folder, dtype="float32", **config):
     """Write `sae` as a Gemma Scope 2 folder (params.safetensors + config.json), which
     `load_sae` reads back, in float32 or float16; `config` adds fields such as
     hf_hook_point_in. Written to a
-    temporary folder first, then renamed into place."""
+    temporary folder first, then renamed into place (`gemma_kit.files.atomic_folder`)."""
     from safetensors.numpy import save_file
 
     from gemma_kit.files import atomic_folder
 
-    folder = os.fspath(folder)
-    if os.path.exists(folder):
-        raise GemmaKitError(f"{folder}: already exists; choose a new folder")
-    with atomic_folder(folder, replace=False) as staging:
+    with atomic_folder(folder, "sae") as staging:
         arrays = {name.lower(): np.ascontiguousarray(keras.ops.convert_to_numpy(keras.ops.cast(getattr(sae, name),
                                                                                              dtype)))
                   for name in PARAMETERS}
