@@ -58,10 +58,11 @@ def encode_chat(tokenizer, messages, add_generation_prompt=True):
 
 
 def turns(messages):
-    """(role, content) per turn, roles "user" / "model", checked. Gemma has no system
-    turn: a system message is put before the first user message, as the Gemma chat
-    template does."""
-    system = None
+    """[(role, content)] per turn, roles "user" / "model", checked. Gemma has no system
+    turn: a system message's text opens the next user message, as the Gemma chat
+    template does. A conversation needs a user message, and a system message needs one
+    after it."""
+    result, system = [], None
     for i, message in enumerate(messages):
         role, content = _check_message(message, i)
         if role == "system":
@@ -69,7 +70,13 @@ def turns(messages):
             continue
         if system is not None and role == "user":
             content, system = f"{system}\n\n{content}", None
-        yield _ROLES[role], content
+        result.append((_ROLES[role], content))
+    if system is not None:
+        raise GemmaKitError("a system message must be followed by a user message, whose turn carries its text")
+    if not any(role == "user" for role, _ in result):
+        raise GemmaKitError(f"a conversation needs a user message, found {len(messages)} message(s) and none from "
+                            "the user")
+    return result
 
 
 def _check_message(message, index):

@@ -24,10 +24,32 @@ def main(argv=None):
     from gemma_kit.errors import GemmaKitError
 
     try:
+        _check_text(args)
         return args.run(args)
     except GemmaKitError as e:
         print(f"gemma-kit: error: {e}", file=sys.stderr)
         return 2
+
+
+def _check_text(args):
+    """Arguments that are not UTF-8 reach Python as text with stand-in characters
+    (surrogate escapes), which would fail deep in a tokenizer or a file name."""
+    from gemma_kit.errors import GemmaKitError
+
+    for name, value in vars(args).items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise GemmaKitError(f"argument {name}: not valid UTF-8 text") from None
+
+
+def _at_least(flag, value, low=1):
+    from gemma_kit.errors import GemmaKitError
+
+    if value is not None and value < low:
+        raise GemmaKitError(f"{flag} must be >= {low}, found {value}")
 
 
 def _parser():
@@ -160,6 +182,7 @@ def _sampling(args):
 
 def _generate(args):
     sampling = _sampling(args)  # a bad flag is reported before Keras loads
+    _at_least("--max-new-tokens", args.max_new_tokens)
     from gemma_kit.generation import generate
 
     lm = _load(args)
@@ -169,7 +192,9 @@ def _generate(args):
 
 def _chat(args):
     sampling = _sampling(args)
+    _at_least("--max-new-tokens", args.max_new_tokens)
     from gemma_kit.chat import encode_chat
+    from gemma_kit.errors import GemmaKitError
     from gemma_kit.generation import decode, stream
 
     lm = _load(args)
@@ -180,7 +205,10 @@ def _chat(args):
     while True:
         if interactive:
             print("> ", end="", flush=True, file=sys.stderr)
-        line = sys.stdin.readline()
+        try:
+            line = sys.stdin.buffer.readline().decode("utf-8")
+        except UnicodeDecodeError:
+            raise GemmaKitError("standard input: a line is not valid UTF-8 text") from None
         if not line or line.strip() == "/exit":
             return 0
         if line.strip() == "/reset":
@@ -264,13 +292,18 @@ def _demo_scope(lm):
 
 def _finetune(args):
     from gemma_kit.files import check_output_folder
+    from gemma_kit.finetune.data import read_jsonl
     from gemma_kit.finetune.recipe import check_options, tune
 
-    check_options(args.lora_rank, args.quantize, args.epochs, args.batch_size)
+    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+    check_options(args.lora_rank, args.quantize, args.epochs, args.batch_size, args.sequence_length,
+                  args.learning_rate, args.checkpoint_every, args.lora_alpha, targets)
     check_output_folder(args.out, "finetune", args.overwrite)
+    for path in filter(None, (args.data, args.eval)):
+        read_jsonl(path)
     lm = _load(args)
-    summary = tune(lm, args.data, args.out, args.eval, args.lora_rank, args.lora_alpha,
-                   tuple(t.strip() for t in args.targets.split(",") if t.strip()), args.quantize, args.epochs,
+    summary = tune(lm, args.data, args.out, args.eval, args.lora_rank, args.lora_alpha, targets, args.quantize,
+                   args.epochs,
                    args.batch_size, args.sequence_length, args.packing, args.learning_rate, args.seed,
                    args.checkpoint_every, verbose=2, overwrite=args.overwrite)
     if summary["eval_loss_before"] is not None:
@@ -354,6 +387,7 @@ def _info(args, lm=None):
 def _shield_model(args):
     from gemma_kit.shield import ShieldGemma
 
+    _at_least("--max-length", args.max_length)
     if args.model == "default":
         print("note: the default model is Gemma 3 270M, not a ShieldGemma checkpoint: its scores "
               "exercise the pipeline, not a trained classifier (use --model shieldgemma_2b_en)", file=sys.stderr)
@@ -361,8 +395,11 @@ def _shield_model(args):
 
 
 def _shield(args):
+    from gemma_kit.shield import policies as policy_lib, thresholds as threshold_lib
+
+    keys = [p.key for p in policy_lib.resolve_all(args.policy)]
+    thresholds = threshold_lib.resolve(args.thresholds if args.thresholds else args.threshold, keys)
     shield = _shield_model(args)
-    thresholds = args.thresholds if args.thresholds else args.threshold
     verdict = shield.classify(args.text, None if args.response is None else [args.response],
                               args.policy, thresholds)
     if args.json:
@@ -386,10 +423,13 @@ def _shield_eval(args):
 
 
 def _shield_calibrate(args):
+    from gemma_kit.errors import GemmaKitError
     from gemma_kit.files import check_output_file
     from gemma_kit.shield.evaluation import calibrate
 
     check_output_file(args.out)
+    if args.target_precision is not None and not 0 < args.target_precision <= 1:
+        raise GemmaKitError(f"--target-precision must be in (0, 1], found {args.target_precision}")
     chosen, report = calibrate(_shield_model(args), args.data, args.out, args.policy, args.target_precision)
     _print_report(report, args.json)
     print(f"thresholds written to {args.out}: " + ", ".join(f"{k} {v:.4f}" for k, v in chosen.items()),
@@ -404,6 +444,7 @@ def _scope_dashboard(args):
     from gemma_kit.scope.dashboard import write_dashboard
 
     check_output_folder(args.out, "dashboard", args.overwrite)
+    _at_least("--top-k", args.top_k)
     try:
         features = [int(f) for f in args.features.split(",") if f.strip()]
     except ValueError:
@@ -416,6 +457,9 @@ def _scope_dashboard(args):
     if not texts:
         raise GemmaKitError(f"{args.texts}: no texts")
     sae = load_sae(args.sae)
+    outside = [f for f in features if not 0 <= f < sae.d_sae]
+    if outside:
+        raise GemmaKitError(f"--features {outside} are not latents of the SAE (it has {sae.d_sae}: 0 to {sae.d_sae - 1})")
     out = write_dashboard(args.out, _load(args), sae, args.site, texts, features, args.prompt, args.top_k,
                           args.overwrite)
     print(f"wrote {os.path.join(out, 'index.html')}")

@@ -23,8 +23,8 @@ class Sampling:
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise GemmaKitError(f"sampling strategy {self.strategy!r}; expected one of {', '.join(STRATEGIES)}")
-        if self.temperature <= 0:
-            raise GemmaKitError(f"temperature must be > 0, found {self.temperature}")
+        if not 0 < self.temperature < float("inf"):  # NaN fails too
+            raise GemmaKitError(f"temperature must be a finite number > 0, found {self.temperature}")
         if self.top_k < 1 or not 0 < self.top_p <= 1:
             raise GemmaKitError(f"need top_k >= 1 and 0 < top_p <= 1, found {self.top_k}, {self.top_p}")
 

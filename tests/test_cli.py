@@ -114,7 +114,7 @@ def bad_sampling_flag_is_reported(folder, shield_folder):
 
 def test_bad_sampling_flag_is_reported(outcome):
     out, _ = outcome
-    assert out.returncode == 2 and "temperature must be > 0" in out.stderr
+    assert out.returncode == 2 and "temperature must be a finite number > 0" in out.stderr
 
 
 def test_backend_flag_is_set_before_keras_loads():

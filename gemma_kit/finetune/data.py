@@ -32,6 +32,8 @@ def read_jsonl(path):
                     examples.append(_messages(f"{path}:{number}", line))
     except FileNotFoundError:
         raise GemmaKitError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise GemmaKitError(f"{path}: not UTF-8 text (byte {e.start} of a line)") from None
     if not examples:
         raise GemmaKitError(f"{path}: no examples")
     return examples

@@ -71,15 +71,19 @@ def quantized_modes(causal_lm):
     return {layer.quantization_mode for layer in causal_lm.backbone._flatten_layers() if layer.quantization_mode}
 
 
+def check_targets(targets):
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        raise GemmaKitError(f"LoRA targets {unknown or list(targets)} are not among {', '.join(TARGETS)}")
+
+
 def enable_lora(causal_lm, rank=8, alpha=None, targets=DEFAULT_TARGETS):
     """Freeze the model and add rank-`rank` adapters to the `targets` (names from
     `TARGETS`) of every decoder block; the update is scaled by `alpha / rank` (alpha
     defaults to rank). Returns the adapted layers."""
     if not isinstance(rank, int) or rank < 1:
         raise GemmaKitError(f"LoRA rank must be a positive integer, found {rank!r}")
-    unknown = [t for t in targets if t not in TARGETS]
-    if unknown or not targets:
-        raise GemmaKitError(f"LoRA targets {unknown or list(targets)} are not among {', '.join(TARGETS)}")
+    check_targets(targets)
     if adapted_layers(causal_lm):
         raise GemmaKitError("LoRA is already enabled on this model")
     backbone = causal_lm.backbone

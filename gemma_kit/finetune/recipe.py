@@ -22,12 +22,21 @@ from gemma_kit.finetune.data import supervised_batches
 from gemma_kit.finetune.training import compile_for_tuning, finetune
 
 
-def check_options(lora_rank, quantize, epochs, batch_size):
+def check_options(lora_rank, quantize, epochs, batch_size, sequence_length=None, learning_rate=2e-4,
+                  checkpoint_every=50, lora_alpha=None, targets=lora.DEFAULT_TARGETS):
     """`tune`'s options that need no model, checked (the CLI checks them before loading one)."""
+    if not isinstance(lora_rank, int) or lora_rank < 0:
+        raise GemmaKitError(f"LoRA rank must be 0 (tune every weight) or a positive integer, found {lora_rank!r}")
     if quantize and not lora_rank:
         raise GemmaKitError("a quantized base can only be tuned through LoRA (give a LoRA rank > 0)")
-    if epochs < 1 or batch_size < 1:
-        raise GemmaKitError(f"epochs and batch size must be >= 1, found {epochs}, {batch_size}")
+    for name, value in (("epochs", epochs), ("batch size", batch_size), ("checkpoint every", checkpoint_every),
+                        ("sequence length", 1 if sequence_length is None else sequence_length)):
+        if not isinstance(value, int) or value < 1:
+            raise GemmaKitError(f"{name} must be an integer >= 1, found {value!r}")
+    for name, value in (("learning rate", learning_rate), ("LoRA alpha", 1.0 if lora_alpha is None else lora_alpha)):
+        if not 0 < value < float("inf"):  # NaN fails too
+            raise GemmaKitError(f"{name} must be a finite number > 0, found {value!r}")
+    lora.check_targets(targets)
 
 
 def tune(causal_lm, data, out, eval_data=None, lora_rank=8, lora_alpha=None, targets=lora.DEFAULT_TARGETS,
@@ -37,7 +46,8 @@ def tune(causal_lm, data, out, eval_data=None, lora_rank=8, lora_alpha=None, tar
     `lora_rank=0` tunes every weight; `quantize` ("int8" / "int4") is QLoRA. An
     existing `out` that is not an earlier run's folder is refused unless `overwrite`
     (`gemma_kit.files`)."""
-    check_options(lora_rank, quantize, epochs, batch_size)
+    check_options(lora_rank, quantize, epochs, batch_size, sequence_length, learning_rate, checkpoint_every,
+                  lora_alpha, targets)
     check_output_folder(out, "finetune", overwrite)
     tokenizer = causal_lm.preprocessor.tokenizer
     train = supervised_batches(tokenizer, data, batch_size, sequence_length, packing, seed=seed)
