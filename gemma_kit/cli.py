@@ -320,13 +320,14 @@ def _export(args):
 
     if (args.format or os.path.splitext(args.out)[1].lstrip(".")) == "gguf":
         return _export_gguf(args)
-    from mobile_export.export import export
+    from mobile_export.export import check_export, export
 
     args.quantize = args.quantize or "none"
     try:
         lengths = [int(n) for n in args.prefill.split(",")]
     except ValueError:
         raise GemmaKitError(f"--prefill must be comma-separated integers, found {args.prefill!r}") from None
+    check_export(args.out, args.format, lengths, args.kv_len, args.quantize)
     start = time.perf_counter()
     print(f"exporting {args.model} ({args.quantize}, prefill {lengths}, KV cache {args.kv_len}) ...", file=sys.stderr)
     exported = export(args.model, args.out, args.format, lengths, args.kv_len, args.quantize)
@@ -356,7 +357,8 @@ def _export_guard(args):
     from mobile_export.guard import export_guard
 
     lengths = {"prompt": args.prompt_length, "response": args.response_length}
-    guard = export_guard(args.model, args.out, args.policies.split(","), lengths, args.quantize, args.overwrite)
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    guard = export_guard(args.model, args.out, policies, lengths, args.quantize, args.overwrite)
     size = os.path.getsize(os.path.join(guard.path, "guard.tflite"))
     print(f"wrote {guard.path}/ (guard.tflite {size / 2**20:.1f} MiB, tokenizer.model, guard.json)")
     for use, error in guard.error.items():
@@ -454,6 +456,8 @@ def _scope_dashboard(args):
             texts = [line.rstrip("\n") for line in f if line.strip()]
     except FileNotFoundError:
         raise GemmaKitError(f"{args.texts}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise GemmaKitError(f"{args.texts}: not UTF-8 text (byte {e.start} of a line)") from None
     if not texts:
         raise GemmaKitError(f"{args.texts}: no texts")
     sae = load_sae(args.sae)

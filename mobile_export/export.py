@@ -30,13 +30,7 @@ def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFA
     of `quantize.QUANTIZATION`) and return an `Exported` (path, and for quantized weights
     the logits error against float32 per signature)."""
     out = os.fspath(out)
-    format = format or os.path.splitext(out)[1].lstrip(".")
-    if format not in FORMATS:
-        raise GemmaKitError(f"{out}: unknown export format {format!r}; use one of {', '.join(FORMATS)}")
-    check_output_file(out)
-    # Checked here too, so that a bad option fails before a TensorFlow process starts.
-    lengths = checked_lengths(prefill_lengths, kv_len)
-    check_quantization(quantize)
+    format, lengths = check_export(out, format, prefill_lengths, kv_len, quantize)
     if keras.config.backend() != "tensorflow":
         return _in_tensorflow(model, out, format, lengths, kv_len, quantize)
     from gemma_kit.models import load_model
@@ -51,6 +45,17 @@ def export(model, out, format=None, prefill_lengths=DEFAULT_PREFILL, kv_len=DEFA
         tflite = to_tflite(causal_lm, os.path.join(scratch, "model.tflite"), lengths, kv_len, quantize, in_place=owned)
         write_bundle(causal_lm, tflite.path, out, format, kv_len)
     return dataclasses.replace(tflite, path=out)
+
+
+def check_export(out, format, prefill_lengths, kv_len, quantize):
+    """(format, sorted prefill lengths) for `export`'s options, checked before any work
+    (a TensorFlow process, a model load)."""
+    format = format or os.path.splitext(os.fspath(out))[1].lstrip(".")
+    if format not in FORMATS:
+        raise GemmaKitError(f"{out}: unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+    check_output_file(out)
+    check_quantization(quantize)
+    return format, checked_lengths(prefill_lengths, kv_len)
 
 
 def write_bundle(causal_lm, tflite_path, out, format, kv_len):

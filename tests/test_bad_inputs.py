@@ -1,0 +1,199 @@
+"""Bad input gets one clear `gemma-kit: error:` line naming the problem, exit code 2,
+before any work: each command here is refused before it loads a model (loading is
+replaced by a failure), and nothing in the working folder changes.
+
+The commands run in this process (`gemma_kit.cli.main`), as `gemma-kit` would run
+them; text that is not UTF-8 reaches `main` as Python hands such bytes to a program,
+as surrogate escapes."""
+
+import json
+import math
+import os
+
+import pytest
+from conftest import FIXTURES
+
+from gemma_kit import cli
+from gemma_kit.errors import GemmaKitError
+
+TINY = str(FIXTURES / "tiny_gemma2_f32.gguf")
+SAE = str(FIXTURES / "sae_gemma_scope.npz")
+NOT_UTF8 = b"caf\xe9".decode("utf-8", "surrogateescape")
+
+# Files the cases name, written into the working folder by `inputs`.
+FILES = {
+    "train.jsonl": '{"prompt": "hi", "response": "hello"}\n',
+    "labels.jsonl": '{"prompt": "hi", "dangerous": 0}\n',
+    "texts.txt": "a text\n",
+    "empty.txt": "",
+    "broken.jsonl": '{"prompt": "hi", \n',
+    "system_only.jsonl": '{"messages": [{"role": "system", "content": "be brief"}, '
+                         '{"role": "model", "content": "ok"}]}\n',
+    "latin1.txt": b"caf\xe9\n",
+    "latin1.jsonl": b'{"prompt": "caf\xe9", "response": "ok"}\n',
+    "not_json.json": "thresholds: 0.5\n",
+    "list.json": "[0.5]\n",
+    "high.json": json.dumps({"format": "gemma-kit-thresholds", "thresholds": {
+        "dangerous": 2.0, "harassment": 0.5, "hate": 0.5, "sexual": 0.5}}),
+    "partial.json": json.dumps({"format": "gemma-kit-thresholds", "thresholds": {"dangerous": 0.5}}),
+}
+GEN = ["generate", "--model", TINY, "hello"]
+SHIELD = ["shield", "hello", "--model", TINY]
+DASH = ["scope", "dashboard", "--model", TINY, "--sae", SAE, "--site", "1.res", "--texts", "texts.txt"]
+TUNE = ["finetune", "--model", TINY, "--data", "train.jsonl", "--out", "run"]
+EXPORT = ["export", "--model", TINY]
+GUARD = ["export-guard", "--model", TINY]
+
+# (arguments, what the error line must say)
+CASES = {
+    # generation and chat
+    "max new tokens 0": (GEN + ["--max-new-tokens", "0"], "--max-new-tokens must be >= 1, found 0"),
+    "max new tokens negative": (GEN + ["--max-new-tokens", "-3"], "--max-new-tokens must be >= 1"),
+    "temperature nan": (GEN + ["--sampler", "top_k", "--temperature", "nan"], "temperature must be a finite"),
+    "temperature inf": (GEN + ["--sampler", "top_p", "--temperature", "inf"], "temperature must be a finite"),
+    "temperature 0": (GEN + ["--sampler", "random", "--temperature", "0"], "temperature must be a finite"),
+    "top-p above 1": (GEN + ["--sampler", "top_p", "--top-p", "1.5"], "0 < top_p <= 1, found 50, 1.5"),
+    "top-p nan": (GEN + ["--sampler", "top_p", "--top-p", "nan"], "0 < top_p <= 1"),
+    "top-k 0": (GEN + ["--sampler", "top_k", "--top-k", "0"], "top_k >= 1"),
+    "prompt not UTF-8": (["generate", "--model", TINY, NOT_UTF8], "argument prompt: not valid UTF-8"),
+    "model path not UTF-8": (["generate", "--model", NOT_UTF8 + ".gguf", "x"], "argument model: not valid UTF-8"),
+    "chat max new tokens 0": (["chat", "--model", TINY, "--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
+    "chat temperature nan": (["chat", "--model", TINY, "--sampler", "top_k", "--temperature", "nan"],
+                             "temperature must be a finite"),
+    # ShieldGemma
+    "threshold above 1": (SHIELD + ["--threshold", "1.5"], "threshold for dangerous must be a number in [0, 1]"),
+    "threshold nan": (SHIELD + ["--threshold", "nan"], "must be a number in [0, 1], found nan"),
+    "threshold negative": (SHIELD + ["--threshold", "-0.1"], "must be a number in [0, 1], found -0.1"),
+    "thresholds file missing": (SHIELD + ["--thresholds", "nope.json"], "nope.json: thresholds file not found"),
+    "thresholds file not JSON": (SHIELD + ["--thresholds", "not_json.json"], "not_json.json: not valid JSON"),
+    "thresholds file a list": (SHIELD + ["--thresholds", "list.json"], "list.json: expected a 'gemma-kit-thresholds'"),
+    "thresholds file value 2": (SHIELD + ["--thresholds", "high.json"], "high.json: dangerous must be a number in"),
+    "thresholds file lacks a policy": (SHIELD + ["--thresholds", "partial.json"], "no threshold for policy 'harassment'"),
+    "shield max length 0": (SHIELD + ["--max-length", "0"], "--max-length must be >= 1, found 0"),
+    "shield text not UTF-8": (["shield", NOT_UTF8, "--model", TINY], "argument text: not valid UTF-8"),
+    "shield response not UTF-8": (SHIELD + ["--response", NOT_UTF8], "argument response: not valid UTF-8"),
+    "eval max length 0": (["shield", "eval", "labels.jsonl", "--model", TINY, "--max-length", "0"],
+                          "--max-length must be >= 1"),
+    "calibrate precision above 1": (["shield", "calibrate", "labels.jsonl", "--model", TINY, "-o", "t.json",
+                                     "--target-precision", "1.5"], "--target-precision must be in (0, 1]"),
+    "calibrate precision 0": (["shield", "calibrate", "labels.jsonl", "--model", TINY, "-o", "t.json",
+                               "--target-precision", "0"], "--target-precision must be in (0, 1], found 0.0"),
+    "calibrate output a folder": (["shield", "calibrate", "labels.jsonl", "--model", TINY, "-o", "."],
+                                  ".: is a folder; name the file to write"),
+    # Gemma Scope dashboards
+    "features not integers": (DASH + ["--features", "1,x", "-o", "d"], "--features must be comma-separated integers"),
+    "feature negative": (DASH + ["--features=-1", "-o", "d"], "--features [-1] are not latents of the SAE"),
+    "feature past the width": (DASH + ["--features", "3,999999", "-o", "d"], "--features [999999] are not latents"),
+    "texts missing": (DASH[:-1] + ["nope.txt", "--features", "1", "-o", "d"], "nope.txt: file not found"),
+    "texts empty": (DASH[:-1] + ["empty.txt", "--features", "1", "-o", "d"], "empty.txt: no texts"),
+    "texts not UTF-8": (DASH[:-1] + ["latin1.txt", "--features", "1", "-o", "d"], "latin1.txt: not UTF-8 text"),
+    "dashboard top-k 0": (DASH + ["--features", "1", "--top-k", "0", "-o", "d"], "--top-k must be >= 1, found 0"),
+    "SAE missing": (["scope", "dashboard", "--model", TINY, "--sae", "nope.npz", "--site", "1.res", "--texts",
+                     "texts.txt", "--features", "1", "-o", "d"], "nope.npz: SAE file not found"),
+    "dashboard into the current folder": (DASH + ["--features", "1", "-o", "."], "refusing to write output into"),
+    # fine-tuning
+    "sequence length 0": (TUNE + ["--sequence-length", "0"], "sequence length must be an integer >= 1, found 0"),
+    "sequence length negative": (TUNE + ["--sequence-length", "-1"], "sequence length must be an integer >= 1"),
+    "epochs 0": (TUNE + ["--epochs", "0"], "epochs must be an integer >= 1, found 0"),
+    "batch size 0": (TUNE + ["--batch-size", "0"], "batch size must be an integer >= 1, found 0"),
+    "LoRA rank negative": (TUNE + ["--lora-rank", "-1"], "LoRA rank must be 0 (tune every weight) or a positive"),
+    "QLoRA without LoRA": (TUNE + ["--lora-rank", "0", "--quantize", "int8"], "a quantized base can only be tuned"),
+    "learning rate nan": (TUNE + ["--learning-rate", "nan"], "learning rate must be a finite number > 0, found nan"),
+    "learning rate 0": (TUNE + ["--learning-rate", "0"], "learning rate must be a finite number > 0, found 0.0"),
+    "learning rate negative": (TUNE + ["--learning-rate=-1e-4"], "learning rate must be a finite number > 0"),
+    "checkpoint every 0": (TUNE + ["--checkpoint-every", "0"], "checkpoint every must be an integer >= 1"),
+    "LoRA alpha nan": (TUNE + ["--lora-alpha", "nan"], "LoRA alpha must be a finite number > 0, found nan"),
+    "LoRA targets unknown": (TUNE + ["--targets", "query,keys"], "LoRA targets ['keys'] are not among"),
+    "data missing": (["finetune", "--model", TINY, "--data", "nope.jsonl", "--out", "run"], "nope.jsonl: file not found"),
+    "data not JSON": (["finetune", "--model", TINY, "--data", "broken.jsonl", "--out", "run"],
+                      "broken.jsonl:1: not JSON"),
+    "data not UTF-8": (["finetune", "--model", TINY, "--data", "latin1.jsonl", "--out", "run"],
+                       "latin1.jsonl: not UTF-8 text"),
+    "data empty": (["finetune", "--model", TINY, "--data", "empty.txt", "--out", "run"], "empty.txt: no examples"),
+    "data system turn without a user turn": (["finetune", "--model", TINY, "--data", "system_only.jsonl", "--out",
+                                              "run"], "a system message must be followed by a user message"),
+    "eval data missing": (TUNE + ["--eval", "nope.jsonl"], "nope.jsonl: file not found"),
+    "finetune into the current folder": (["finetune", "--model", TINY, "--data", "train.jsonl", "--out", "."],
+                                         "refusing to write output into"),
+    # export
+    "export unknown extension": (EXPORT + ["-o", "model.xyz"], "model.xyz: unknown export format 'xyz'"),
+    "prefill not integers": (EXPORT + ["--prefill", "32,abc", "-o", "m.tflite"], "--prefill must be comma-separated"),
+    "prefill 0": (EXPORT + ["--prefill", "0", "-o", "m.tflite"], "prefill lengths [0] must be between 1 and"),
+    "prefill past the KV cache": (EXPORT + ["--prefill", "2048", "--kv-len", "1024", "-o", "m.tflite"],
+                                  "prefill lengths [2048] must be between 1 and the KV cache length 1024"),
+    "KV cache 0": (EXPORT + ["--kv-len", "0", "-o", "m.tflite"], "must be between 1 and the KV cache length 0"),
+    "GGUF with a LiteRT quantization": (EXPORT + ["--quantize", "int8", "-o", "m.gguf"],
+                                        "GGUF quantization 'int8' is not one of"),
+    "LiteRT with a GGUF quantization": (EXPORT + ["--quantize", "q8_0", "-o", "m.tflite"],
+                                        "quantization 'q8_0' is not one of"),
+    "export onto a folder": (EXPORT + ["--format", "litertlm", "-o", "."], ".: is a folder; name the file to write"),
+    "guard policy unknown": (GUARD + ["--policies", "dangerous,nope", "-o", "g"], "nope"),
+    "guard no policies": (GUARD + ["--policies", "", "-o", "g"], "no policies given"),
+    "guard prompt length 0": (GUARD + ["--prompt-length", "0", "-o", "g"], "lengths['prompt'] must be a positive"),
+    "guard into the current folder": (GUARD + ["-o", "."], "refusing to write output into"),
+}
+
+
+@pytest.fixture
+def inputs(tmp_path, monkeypatch):
+    """The working folder, holding `FILES`; loading a model fails the test."""
+    for name, content in FILES.items():
+        (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+
+    def load(*_, **__):
+        raise AssertionError("the model was loaded before the bad input was reported")
+
+    monkeypatch.setattr(cli, "_load", load)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def snapshot(folder):
+    return {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cli_reports_bad_input_before_work(case, inputs, capsys):
+    argv, message = CASES[case]
+    before = snapshot(inputs)
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("gemma-kit: error: "), err
+    assert message in lines[0], lines[0]
+    assert snapshot(inputs) == before and not out
+
+
+# The library's entry points, with the same bad inputs where they apply.
+def _api_cases():
+    from gemma_kit.chat import turns
+    from gemma_kit.files import check_output_folder
+    from gemma_kit.finetune.recipe import check_options
+    from gemma_kit.sampling import Sampling
+    from gemma_kit.shield import thresholds
+
+    system = {"role": "system", "content": "be brief"}
+    return {
+        "chat: no messages": (lambda: turns([]), "a conversation needs a user message"),
+        "chat: system only": (lambda: turns([system]), "a system message must be followed by a user message"),
+        "chat: system then model": (lambda: turns([system, {"role": "model", "content": "hi"}]),
+                                    "a system message must be followed by a user message"),
+        "chat: model only": (lambda: turns([{"role": "model", "content": "hi"}]), "needs a user message"),
+        "chat: message not a dict": (lambda: turns(["hi"]), "message 0: expected {'role': ..., 'content': ...}"),
+        "chat: unknown role": (lambda: turns([{"role": "bot", "content": "hi"}]), "role 'bot' is not one of"),
+        "chat: content not text": (lambda: turns([{"role": "user", "content": 3}]), "content must be a string"),
+        "sampling: temperature nan": (lambda: Sampling("top_k", math.nan), "temperature must be a finite"),
+        "thresholds: nan": (lambda: thresholds.resolve(math.nan, ["hate"]), "threshold for hate must be a number"),
+        "finetune: sequence length 0": (lambda: check_options(8, None, 1, 4, sequence_length=0),
+                                        "sequence length must be an integer >= 1"),
+        "output: home folder": (lambda: check_output_folder(os.path.expanduser("~"), "guard", overwrite=True),
+                                "refusing to write output into the home or root folder"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_api_cases()))
+def test_api_reports_bad_input(case):
+    call, message = _api_cases()[case]
+    with pytest.raises(GemmaKitError) as raised:
+        call()
+    assert message in str(raised.value)
