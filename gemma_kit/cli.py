@@ -427,11 +427,12 @@ def _shield_eval(args):
 def _shield_calibrate(args):
     from gemma_kit.errors import GemmaKitError
     from gemma_kit.files import check_output_file
-    from gemma_kit.shield.evaluation import calibrate
+    from gemma_kit.shield.evaluation import calibrate, check_calibration_data
 
     check_output_file(args.out)
     if args.target_precision is not None and not 0 < args.target_precision <= 1:
         raise GemmaKitError(f"--target-precision must be in (0, 1], found {args.target_precision}")
+    check_calibration_data(args.data, args.policy)
     chosen, report = calibrate(_shield_model(args), args.data, args.out, args.policy, args.target_precision)
     _print_report(report, args.json)
     print(f"thresholds written to {args.out}: " + ", ".join(f"{k} {v:.4f}" for k, v in chosen.items()),

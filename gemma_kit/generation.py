@@ -6,6 +6,7 @@ import numpy as np
 from gemma_kit import chat, runtime
 from gemma_kit.chat import decode  # noqa: F401 - part of this module's API
 from gemma_kit.errors import GemmaKitError
+from gemma_kit.forward import check_ids
 from gemma_kit.sampling import Sampling
 
 _CACHE_BUCKET = 256
@@ -36,6 +37,9 @@ def generate_ids(causal_lm, prompt_ids, max_new_tokens, sampling=Sampling()):
     """New token ids (stop token excluded) for each prompt, via keras-hub's compiled loop."""
     if max_new_tokens < 1:
         raise GemmaKitError(f"max_new_tokens must be >= 1, found {max_new_tokens}")
+    if not len(prompt_ids) or not all(len(ids) for ids in prompt_ids):
+        raise GemmaKitError("each prompt needs at least one token id (and there must be a prompt)")
+    prompt_ids = [check_ids(causal_lm, ids) for ids in prompt_ids]
     tokenizer = causal_lm.preprocessor.tokenizer
     stop_ids = chat.stop_token_ids(tokenizer)
     lengths = [len(ids) for ids in prompt_ids]
@@ -59,6 +63,10 @@ def generate_ids(causal_lm, prompt_ids, max_new_tokens, sampling=Sampling()):
 
 def stream(causal_lm, prompt_ids, max_new_tokens=256, sampling=Sampling()):
     """Yield new token ids one at a time as they are produced (batch 1, KV cache)."""
+    if max_new_tokens < 1 or not len(prompt_ids):
+        raise GemmaKitError(f"stream needs a prompt and max_new_tokens >= 1, found {len(prompt_ids)} ids and "
+                            f"{max_new_tokens}")
+    prompt_ids = check_ids(causal_lm, prompt_ids)
     stop_ids = chat.stop_token_ids(causal_lm.preprocessor.tokenizer)
     total = len(prompt_ids) + max_new_tokens
     # Round the cache up so later turns of a chat reuse the compiled decode step.

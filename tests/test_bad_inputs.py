@@ -23,7 +23,9 @@ NOT_UTF8 = b"caf\xe9".decode("utf-8", "surrogateescape")
 # Files the cases name, written into the working folder by `inputs`.
 FILES = {
     "train.jsonl": '{"prompt": "hi", "response": "hello"}\n',
-    "labels.jsonl": '{"prompt": "hi", "dangerous": 0}\n',
+    "labels.jsonl": '{"prompt": "hi", "labels": {"dangerous": 0}}\n{"prompt": "bomb", "labels": ["dangerous"]}\n',
+    "no_positives.jsonl": '{"prompt": "hi", "labels": {"dangerous": 0}}\n{"prompt": "yo", "labels": {"dangerous": 0}}\n',
+    "latin1_labels.jsonl": b'{"prompt": "caf\xe9", "labels": ["hate"]}\n',
     "texts.txt": "a text\n",
     "empty.txt": "",
     "broken.jsonl": '{"prompt": "hi", \n',
@@ -78,6 +80,12 @@ CASES = {
                                      "--target-precision", "1.5"], "--target-precision must be in (0, 1]"),
     "calibrate precision 0": (["shield", "calibrate", "labels.jsonl", "--model", TINY, "-o", "t.json",
                                "--target-precision", "0"], "--target-precision must be in (0, 1], found 0.0"),
+    "calibrate with no violating texts": (["shield", "calibrate", "no_positives.jsonl", "--model", TINY, "-o",
+                                           "t.json"], "policy 'dangerous' has 0 violating and 2 safe texts"),
+    "calibrate data not UTF-8": (["shield", "calibrate", "latin1_labels.jsonl", "--model", TINY, "-o", "t.json"],
+                                 "latin1_labels.jsonl: not UTF-8 text"),
+    "calibrate data missing": (["shield", "calibrate", "nope.jsonl", "--model", TINY, "-o", "t.json"],
+                               "nope.jsonl: file not found"),
     "calibrate output a folder": (["shield", "calibrate", "labels.jsonl", "--model", TINY, "-o", "."],
                                   ".: is a folder; name the file to write"),
     # Gemma Scope dashboards
@@ -196,4 +204,36 @@ def test_api_reports_bad_input(case):
     call, message = _api_cases()[case]
     with pytest.raises(GemmaKitError) as raised:
         call()
+    assert message in str(raised.value)
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    import gemma_kit
+
+    return gemma_kit.load_model(TINY)
+
+
+def _model_cases():
+    import gemma_kit
+    from gemma_kit.generation import generate_ids, stream
+
+    return {
+        "logits: id past the vocabulary": (lambda lm: gemma_kit.logits(lm, [[2, 10**6]]), "token ids [1000000] are "
+                                           "outside the model's vocabulary [0, 512)"),
+        "logits: negative id": (lambda lm: gemma_kit.logits(lm, [[2, -1]]), "token ids [-1] are outside"),
+        "logits: float ids": (lambda lm: gemma_kit.logits(lm, [[2.5, 3.0]]), "token ids must be integers"),
+        "generate: id past the vocabulary": (lambda lm: generate_ids(lm, [[2, 600]], 4), "token ids [600] are outside"),
+        "generate: empty prompt": (lambda lm: generate_ids(lm, [[2], []], 4), "each prompt needs at least one token"),
+        "generate: no prompts": (lambda lm: generate_ids(lm, [], 4), "each prompt needs at least one token"),
+        "stream: id past the vocabulary": (lambda lm: next(stream(lm, [2, 999], 4)), "token ids [999] are outside"),
+        "stream: max new tokens 0": (lambda lm: next(stream(lm, [2, 40], 0)), "max_new_tokens >= 1"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_model_cases()))
+def test_model_calls_report_bad_input(case, tiny_lm):
+    call, message = _model_cases()[case]
+    with pytest.raises(GemmaKitError) as raised:
+        call(tiny_lm)
     assert message in str(raised.value)

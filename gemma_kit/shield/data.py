@@ -36,6 +36,8 @@ def read_jsonl(path, policies=None):
                     records.append(_record(path, number, line, allowed))
     except FileNotFoundError:
         raise GemmaKitError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise GemmaKitError(f"{path}: not UTF-8 text (byte {e.start} of a line)") from None
     if not records:
         raise GemmaKitError(f"{path}: no records")
     mentioned = {key for _, _, labels in records for key in labels}

@@ -59,9 +59,20 @@ def evaluate(scores, labels, keys):
     return report
 
 
+def check_both_labels(labels, keys, where=""):
+    """A threshold is chosen between violating and safe texts: each policy needs both."""
+    labels = np.asarray(labels)
+    for j, key in enumerate(keys):
+        counts = int(np.sum(labels[:, j] == 1)), int(np.sum(labels[:, j] == 0))
+        if not all(counts):
+            raise GemmaKitError(f"{where}policy {key!r} has {counts[0]} violating and {counts[1]} safe texts; "
+                                "choosing a threshold needs both")
+
+
 def calibrate(scores, labels, keys, target_precision=None):
     """{key: threshold}: best F1 per policy, or the most recall at `target_precision`."""
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    check_both_labels(labels, keys)
     thresholds = {}
     for j, key in enumerate(keys):
         try:
