@@ -237,3 +237,34 @@ def test_model_calls_report_bad_input(case, tiny_lm):
     with pytest.raises(GemmaKitError) as raised:
         call(tiny_lm)
     assert message in str(raised.value)
+
+
+def test_a_refused_adapter_leaves_the_model_as_it_was(tmp_path):
+    """A rank-8 file whose tensors are rank 4 (or whose names do not fit) is refused
+    before LoRA layers are added, so the right adapter still loads afterwards."""
+    import gemma_kit
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    from gemma_kit.finetune.lora import adapted_layers, enable_lora, load_adapter, save_adapter
+
+    tuned = gemma_kit.load_model(TINY)
+    enable_lora(tuned, rank=4)
+    good = save_adapter(tuned, tmp_path / "good.safetensors")
+    with safe_open(good, "numpy") as f:
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    wrong_rank = {**metadata, "config": json.dumps({**json.loads(metadata["config"]), "rank": 8})}
+    save_file(tensors, str(tmp_path / "rank.safetensors"), metadata=wrong_rank)
+    renamed = {k.replace("decoder_block_1", "decoder_block_7"): v for k, v in tensors.items()}
+    save_file(renamed, str(tmp_path / "names.safetensors"), metadata=metadata)
+    (tmp_path / "truncated.safetensors").write_bytes(open(good, "rb").read()[:-100])
+    model = gemma_kit.load_model(TINY)
+    for bad, message in (("rank", "has LoRA shapes (2, 64, 4) and (4, 16); the model expects rank 8"),
+                         ("names", "missing ['decoder_block_1/"), ("truncated", "not a safetensors file")):
+        with pytest.raises(GemmaKitError) as raised:
+            load_adapter(model, tmp_path / f"{bad}.safetensors")
+        assert message in str(raised.value), raised.value
+        assert not adapted_layers(model)
+    load_adapter(model, good)
+    ids = [[2, 40, 50, 60]]
+    assert (gemma_kit.logits(model, ids) == gemma_kit.logits(tuned, ids)).all()

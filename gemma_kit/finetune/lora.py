@@ -128,7 +128,8 @@ def save_adapter(causal_lm, path):
 
 def load_adapter(causal_lm, path):
     """Add the adapters saved at `path` to the model (enabling LoRA as they were
-    trained); every tensor's name and shape is checked against the model."""
+    trained). The whole file is checked against the model (names, ranks, shapes)
+    before the model changes, so a refused file leaves it as it was."""
     from safetensors import safe_open
 
     path = os.fspath(path)
@@ -142,23 +143,56 @@ def load_adapter(causal_lm, path):
         raise GemmaKitError(f"{path}: not a safetensors file ({e})") from None
     if metadata.get("format") != _FORMAT:
         raise GemmaKitError(f"{path}: not a gemma-kit LoRA adapter (header format {metadata.get('format')!r})")
-    config = json.loads(metadata["config"])
-    if not adapted_layers(causal_lm):
-        enable_lora(causal_lm, config["rank"], config["alpha"], config["targets"])
-    elif lora_config(causal_lm) != config:
+    config = _adapter_config(path, metadata)
+    adapted = adapted_layers(causal_lm)
+    if adapted and lora_config(causal_lm) != config:
         raise GemmaKitError(f"{path}: adapter {config} does not match the model's LoRA {lora_config(causal_lm)}")
-    expected = {f"{layer.path}/{name}": getattr(layer, name) for layer in adapted_layers(causal_lm)
-                for name in ("lora_kernel_a", "lora_kernel_b")}
-    missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    _check_adapter(path, tensors, adapted or _target_layers(causal_lm, config["targets"]), config["rank"])
+    if not adapted:
+        enable_lora(causal_lm, config["rank"], config["alpha"], config["targets"])
+    for layer in adapted_layers(causal_lm):
+        for name in ("lora_kernel_a", "lora_kernel_b"):
+            variable, value = getattr(layer, name), tensors[f"{layer.path}/{name}"]
+            if tuple(value.shape) != tuple(variable.shape):  # a quantized kernel's LoRA shape, known only now
+                raise GemmaKitError(f"{path}: {layer.path}/{name} has shape {tuple(value.shape)}, "
+                                    f"the model expects {tuple(variable.shape)}")
+            variable.assign(value.astype(np.float32))
+    return causal_lm
+
+
+def _adapter_config(path, metadata):
+    try:
+        config = json.loads(metadata.get("config", ""))
+        rank, alpha, targets = config["rank"], float(config["alpha"]), list(config["targets"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise GemmaKitError(f"{path}: the adapter's LoRA settings are unreadable ({e!r})") from None
+    if not isinstance(rank, int) or rank < 1 or not alpha > 0:
+        raise GemmaKitError(f"{path}: the adapter's LoRA rank {rank!r} and alpha {alpha!r} must be positive")
+    check_targets(targets)
+    return {"rank": rank, "alpha": alpha, "targets": targets}
+
+
+def _target_layers(causal_lm, targets):
+    """The layers `enable_lora` would adapt for `targets`, found without changing the model."""
+    names = {TARGETS[t] for t in targets}
+    return [layer for layer in causal_lm.backbone._flatten_layers(include_self=False)
+            if layer.name in names and layer.weights and hasattr(layer, "enable_lora")]
+
+
+def _check_adapter(path, tensors, layers, rank):
+    expected = {f"{layer.path}/{name}" for layer in layers for name in ("lora_kernel_a", "lora_kernel_b")}
+    missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
     if missing or extra:
         raise GemmaKitError(f"{path}: adapter tensors do not fit this model: missing {missing[:3]}, "
                             f"unexpected {extra[:3]}")
-    for key, variable in expected.items():
-        if tuple(tensors[key].shape) != tuple(variable.shape):
-            raise GemmaKitError(f"{path}: {key} has shape {tuple(tensors[key].shape)}, "
-                                f"the model expects {tuple(variable.shape)}")
-        variable.assign(tensors[key].astype(np.float32))
-    return causal_lm
+    for layer in layers:
+        a, b = tensors[f"{layer.path}/lora_kernel_a"].shape, tensors[f"{layer.path}/lora_kernel_b"].shape
+        # A float kernel gives the exact shapes; a quantized one is packed, so only the rank is known here.
+        kernel = tuple(layer.kernel.shape) if not layer.quantization_mode else None
+        fits = a[-1:] == (rank,) and b[:1] == (rank,) and len(b) == 2
+        if not fits or (kernel and (a != kernel[:-1] + (rank,) or b[1] != kernel[-1])):
+            raise GemmaKitError(f"{path}: {layer.path} has LoRA shapes {a} and {b}; the model expects rank "
+                                f"{rank}" + (f" and {kernel[:-1] + (rank,)}, {(rank, kernel[-1])}" if kernel else ""))
 
 
 def merge(causal_lm, preset_dir, overwrite=False):
