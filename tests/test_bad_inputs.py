@@ -268,3 +268,57 @@ def test_a_refused_adapter_leaves_the_model_as_it_was(tmp_path):
     load_adapter(model, good)
     ids = [[2, 40, 50, 60]]
     assert (gemma_kit.logits(model, ids) == gemma_kit.logits(tuned, ids)).all()
+
+
+def _edit_json(name, change):
+    def edit(folder):
+        path = folder / name
+        data = json.loads(path.read_text())
+        change(data)
+        path.write_text(json.dumps(data))
+    return edit
+
+
+def _sharded(weight_file):
+    def edit(folder):
+        (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"x": weight_file}}))
+    return edit
+
+
+# A copy of the tiny Hugging Face folder with one thing wrong: (edit, what the error says).
+FOLDER_CASES = {
+    "config not an object": (lambda f: (f / "config.json").write_text("[1, 2]"), "expected a JSON object, found list"),
+    "config not JSON": (lambda f: (f / "config.json").write_text("{model_type: gemma2"), "config.json: unreadable JSON"),
+    "config lacks a key": (_edit_json("config.json", lambda c: c.pop("num_hidden_layers")),
+                           "num_hidden_layers must be a positive integer, found None"),
+    "config key of the wrong type": (_edit_json("config.json", lambda c: c.update(head_dim="16")),
+                                     "head_dim must be a positive integer, found '16'"),
+    "layer count the weights lack": (_edit_json("config.json", lambda c: c.update(num_hidden_layers=6)),
+                                     "num_hidden_layers is 6, but the weights hold layers 0 to 3 (4 layers)"),
+    "unsupported model type": (_edit_json("config.json", lambda c: c.update(model_type="llama")),
+                               "model_type 'llama' is not supported"),
+    "truncated weights": (lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:5000]),
+                          "the file is truncated or damaged"),
+    "garbage weights": (lambda f: (f / "model.safetensors").write_bytes(os.urandom(4096)), "not a safetensors file"),
+    "index points outside the folder": (_sharded("../outside/model.safetensors"),
+                                        "shards must be file names in the model folder"),
+    "index names a missing shard": (_sharded("model-00002-of-00002.safetensors"), "weights file not found"),
+    "index not JSON": (lambda f: (f / "model.safetensors.index.json").write_text("{"), "index.json: unreadable JSON"),
+    "corrupt tokenizer.model": (lambda f: (f / "tokenizer.model").write_bytes(b"\x00garbage" * 20),
+                                "tokenizer.model: not a SentencePiece model"),
+    "preset config without a class": (lambda f: (f / "config.json").write_text('{"config": {}}'),
+                                      "expected a keras-hub preset config with 'class_name'"),
+}
+
+
+@pytest.mark.parametrize("case", FOLDER_CASES)
+def test_damaged_model_folders_are_named(case, tiny_shield_folder, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_shield_folder, folder)
+    edit, message = FOLDER_CASES[case]
+    edit(folder)
+    assert cli.main(["info", "--model", str(folder)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"gemma-kit: error: {folder}") and message in lines[0], lines

@@ -1,14 +1,13 @@
 """`load_model`: one entry point for every place a Gemma model can come from."""
 
-import json
 import os
 
 from gemma_kit.errors import GemmaKitError
 from gemma_kit.models import presets, tokens
+from gemma_kit.models.folder_checks import check_folder
 from gemma_kit.models.keras_hub_fixes import fix_attention_scale, placeholder_weights, set_proto
 
 DTYPES = ("float32", "bfloat16", "float16")
-HF_MODEL_TYPES = ("gemma2", "gemma3", "gemma3_text")
 _REMOTE_PREFIXES = ("hf://", "kaggle://", "modelscope://", "gs://")
 
 
@@ -38,7 +37,7 @@ def load_model(source, dtype=None, progress=None):
 
         return prepare(load_gguf_causal_lm(source, dtype=dtype, progress=progress))
     if os.path.isdir(source):
-        _check_folder(source)
+        check_folder(source)
     elif source.startswith(_REMOTE_PREFIXES):
         pass
     elif os.sep in source or source.endswith(".gguf"):
@@ -72,32 +71,3 @@ def _keras_hub_from_preset(source, dtype):
     if not isinstance(causal_lm, (keras_hub.models.GemmaCausalLM, keras_hub.models.Gemma3CausalLM)):
         raise GemmaKitError(f"{source}: is a {type(causal_lm).__name__}, not a Gemma 2 or Gemma 3 model")
     return causal_lm
-
-
-def _check_folder(folder):
-    config_path = os.path.join(folder, "config.json")
-    if not os.path.isfile(config_path):
-        raise GemmaKitError(f"{folder}: no config.json (expected a Hugging Face or keras-hub preset folder)")
-    try:
-        with open(config_path) as f:
-            config = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise GemmaKitError(f"{config_path}: unreadable JSON ({e})") from None
-    if "model_type" in config:  # a Hugging Face folder
-        model_type = config["model_type"]
-        if model_type not in HF_MODEL_TYPES:
-            raise GemmaKitError(
-                f"{config_path}: model_type {model_type!r} is not supported; "
-                f"expected one of {', '.join(HF_MODEL_TYPES)}"
-            )
-        # keras-hub rebuilds a Gemma 3 tokenizer from tokenizer.json; Gemma 2 needs the .model.
-        tokenizer_files = ("tokenizer.model",) if model_type == "gemma2" else ("tokenizer.model", "tokenizer.json")
-        if not any(os.path.isfile(os.path.join(folder, name)) for name in tokenizer_files):
-            raise GemmaKitError(
-                f"{folder}: tokenizer is missing (a Hugging Face {model_type} folder needs "
-                f"{' or '.join(tokenizer_files)})"
-            )
-        if not any(name.endswith(".safetensors") for name in os.listdir(folder)):
-            raise GemmaKitError(f"{folder}: no .safetensors weights")
-    elif not os.path.isdir(os.path.join(folder, "assets", "tokenizer")):
-        raise GemmaKitError(f"{folder}: assets/tokenizer is missing (a keras-hub preset folder needs its tokenizer)")
