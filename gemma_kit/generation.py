@@ -43,7 +43,7 @@ def generate_ids(causal_lm, prompt_ids, max_new_tokens, sampling=Sampling()):
     tokenizer = causal_lm.preprocessor.tokenizer
     stop_ids = chat.stop_token_ids(tokenizer)
     lengths = [len(ids) for ids in prompt_ids]
-    total = max(lengths) + max_new_tokens
+    total = _check_context(causal_lm, max(lengths), max_new_tokens)
     token_ids = np.full((len(prompt_ids), total), int(tokenizer.pad_token_id), dtype="int32")
     padding_mask = np.zeros((len(prompt_ids), total), dtype=bool)
     for row, ids in enumerate(prompt_ids):
@@ -68,7 +68,7 @@ def stream(causal_lm, prompt_ids, max_new_tokens=256, sampling=Sampling()):
                             f"{max_new_tokens}")
     prompt_ids = check_ids(causal_lm, prompt_ids)
     stop_ids = chat.stop_token_ids(causal_lm.preprocessor.tokenizer)
-    total = len(prompt_ids) + max_new_tokens
+    total = _check_context(causal_lm, len(prompt_ids), max_new_tokens)
     # Round the cache up so later turns of a chat reuse the compiled decode step.
     length = -(-total // _CACHE_BUCKET) * _CACHE_BUCKET
     cache = runtime.model_cache(causal_lm, runtime.layer_caches(causal_lm, 1, length))
@@ -83,6 +83,18 @@ def stream(causal_lm, prompt_ids, max_new_tokens=256, sampling=Sampling()):
         if position + 1 == total:
             return
         logits, cache = step(np.asarray([[token]], dtype="int32"), cache, keras.ops.convert_to_tensor(position, "int32"))
+
+
+def _check_context(causal_lm, prompt_length, max_new_tokens):
+    """prompt + new tokens, refused past the model's context (the KV cache is allocated
+    for all of them up front: a huge max_new_tokens asked for terabytes)."""
+    from gemma_kit.models.info import context_length
+
+    limit = context_length(causal_lm)
+    if prompt_length + max_new_tokens > limit:
+        raise GemmaKitError(f"a prompt of {prompt_length} tokens and max_new_tokens {max_new_tokens} exceed the "
+                            f"model's context of {limit} tokens")
+    return prompt_length + max_new_tokens
 
 
 def _cut_at_stop(ids, stop_ids):

@@ -228,6 +228,11 @@ def _model_cases():
         "generate: no prompts": (lambda lm: generate_ids(lm, [], 4), "each prompt needs at least one token"),
         "stream: id past the vocabulary": (lambda lm: next(stream(lm, [2, 999], 4)), "token ids [999] are outside"),
         "stream: max new tokens 0": (lambda lm: next(stream(lm, [2, 40], 0)), "max_new_tokens >= 1"),
+        "generate: past the context": (lambda lm: generate_ids(lm, [[2, 40]], 10**12), "a prompt of 2 tokens and "
+                                       "max_new_tokens 1000000000000 exceed the model's context of 8192 tokens"),
+        "generate: prompt longer than the context": (lambda lm: generate_ids(lm, [[2] * 9000], 1),
+                                                     "a prompt of 9000 tokens"),
+        "stream: past the context": (lambda lm: next(stream(lm, [2, 40], 8191)), "exceed the model's context"),
     }
 
 

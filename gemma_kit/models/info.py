@@ -17,6 +17,18 @@ def check_gemma2_or_3(causal_lm, target=""):
         raise GemmaKitError(f"cannot export a Gemma 1 model{target}: Gemma 2 and Gemma 3 only")
 
 
+def context_length(causal_lm):
+    """The most tokens (prompt and generated) the model was trained to attend over, from
+    the model cards: Gemma 2, 8,192; Gemma 3 270M and 1B, 32,768; Gemma 3 4B and larger
+    (hidden size 2,560 and up), 131,072. Gemma 1, 8,192."""
+    import keras_hub
+
+    backbone = causal_lm.backbone
+    if isinstance(backbone, keras_hub.models.Gemma3Backbone):
+        return 131072 if backbone.hidden_dim >= 2560 else 32768
+    return 8192
+
+
 def model_info(causal_lm, context_length=4096):
     backbone = causal_lm.backbone
     params = int(backbone.count_params())
