@@ -27,7 +27,8 @@ def main(argv=None):
         _check_text(args)
         return args.run(args)
     except GemmaKitError as e:
-        print(f"gemma-kit: error: {e}", file=sys.stderr)
+        # On a terminal, first clear a progress line the error interrupted.
+        print(("\r\033[K" if sys.stderr.isatty() else "") + f"gemma-kit: error: {e}", file=sys.stderr)
         return 2
 
 

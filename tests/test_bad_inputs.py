@@ -327,3 +327,37 @@ def test_damaged_model_folders_are_named(case, tiny_shield_folder, tmp_path, cap
     assert cli.main(["info", "--model", str(folder)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"gemma-kit: error: {folder}") and message in lines[0], lines
+
+
+def test_a_gguf_tensor_of_the_wrong_shape_is_named(tmp_path, capsys):
+    """blk.0.ffn_up.weight's dimensions swapped in the file's tensor table (same size)."""
+    import struct
+
+    data = bytearray((FIXTURES / "tiny_gemma2_f32.gguf").read_bytes())
+    name = b"blk.0.ffn_up.weight"
+    at = data.index(struct.pack("<Q", len(name)) + name) + 8 + len(name)
+    dims = struct.unpack_from("<IQQ", data, at)
+    assert dims == (2, 64, 128)
+    struct.pack_into("<QQ", data, at + 4, 128, 64)
+    (tmp_path / "shape.gguf").write_bytes(bytes(data))
+    assert cli.main(["info", "--model", str(tmp_path / "shape.gguf")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"gemma-kit: error: {tmp_path / 'shape.gguf'}: tensor 'blk.0.ffn_up.weight' has shape "
+                     "(128, 64) after conversion, expected (64, 128)"]
+
+
+def test_chat_input_that_is_not_utf8_is_named(monkeypatch, capsys):
+    import io
+    import sys
+
+    class Stdin:
+        buffer = io.BytesIO("hello\n".encode() + b"caf\xe9\n")
+
+        def isatty(self):
+            return False
+
+    monkeypatch.setattr(sys, "stdin", Stdin())
+    assert cli.main(["chat", "--model", TINY, "--max-new-tokens", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == "gemma-kit: error: standard input: a line is not valid UTF-8 text"
+    assert "Traceback" not in err

@@ -254,7 +254,10 @@ def load_gguf_causal_lm(path, dtype=None, progress=None):
 
 
 def stderr_progress(done, total):
-    """Progress line for long GGUF reads (the CLI passes this as `progress`)."""
+    """Progress line for long GGUF reads on a terminal (the CLI passes this as
+    `progress`); redirected stderr gets none, so that logs keep only messages."""
+    if not sys.stderr.isatty():
+        return
     end = "\n" if done >= total else ""
     sys.stderr.write(f"\rdequantizing GGUF tensors: {done}/{total}{end}")
     sys.stderr.flush()
