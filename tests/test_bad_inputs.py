@@ -351,7 +351,7 @@ def test_chat_input_that_is_not_utf8_is_named(monkeypatch, capsys):
     import sys
 
     class Stdin:
-        buffer = io.BytesIO("hello\n".encode() + b"caf\xe9\n")
+        buffer = io.BytesIO(b"caf\xe9\n")
 
         def isatty(self):
             return False
