@@ -300,10 +300,11 @@ def _finetune(args):
     check_options(args.lora_rank, args.quantize, args.epochs, args.batch_size, args.sequence_length,
                   args.learning_rate, args.checkpoint_every, args.lora_alpha, targets)
     check_output_folder(args.out, "finetune", args.overwrite)
-    for path in filter(None, (args.data, args.eval)):
-        read_jsonl(path)
+    # Read (and so checked) before the model loads; `tune` takes the examples as read.
+    train = read_jsonl(args.data)
+    evaluation = read_jsonl(args.eval) if args.eval else None
     lm = _load(args)
-    summary = tune(lm, args.data, args.out, args.eval, args.lora_rank, args.lora_alpha, targets, args.quantize,
+    summary = tune(lm, train, args.out, evaluation, args.lora_rank, args.lora_alpha, targets, args.quantize,
                    args.epochs,
                    args.batch_size, args.sequence_length, args.packing, args.learning_rate, args.seed,
                    args.checkpoint_every, verbose=2, overwrite=args.overwrite)
@@ -445,7 +446,7 @@ def _scope_dashboard(args):
     from gemma_kit.errors import GemmaKitError
     from gemma_kit.files import check_output_folder
     from gemma_kit.scope import load_sae
-    from gemma_kit.scope.dashboard import write_dashboard
+    from gemma_kit.scope.dashboard import check_features, write_dashboard
 
     check_output_folder(args.out, "dashboard", args.overwrite)
     _at_least("--top-k", args.top_k)
@@ -463,9 +464,7 @@ def _scope_dashboard(args):
     if not texts:
         raise GemmaKitError(f"{args.texts}: no texts")
     sae = load_sae(args.sae)
-    outside = [f for f in features if not 0 <= f < sae.d_sae]
-    if outside:
-        raise GemmaKitError(f"--features {outside} are not latents of the SAE (it has {sae.d_sae}: 0 to {sae.d_sae - 1})")
+    check_features(sae, features, "--features")
     out = write_dashboard(args.out, _load(args), sae, args.site, texts, features, args.prompt, args.top_k,
                           args.overwrite)
     print(f"wrote {os.path.join(out, 'index.html')}")

@@ -39,15 +39,20 @@ class FeatureReport:
     bottom_logits: list
 
 
+def check_features(sae, features, name="features"):
+    """Refuse latent indices the SAE does not have (`name`: what the caller calls them)."""
+    outside = [i for i in features if not 0 <= i < sae.d_sae]
+    if outside:
+        raise GemmaKitError(f"{name} {outside} are not latents of the SAE (it has {sae.d_sae}: 0 to {sae.d_sae - 1})")
+
+
 def feature_reports(causal_lm, sae, site, texts, features, top_k=10, batch_size=8, max_length=128):
     """A `FeatureReport` per feature index, from the texts' real tokens."""
     parsed = site_lib.parse_site(causal_lm, site)
     site_lib.check_sae(causal_lm, parsed, sae)
     site = str(parsed)
     features = [int(i) for i in features]
-    bad = [i for i in features if not 0 <= i < sae.d_sae]
-    if bad:
-        raise GemmaKitError(f"feature(s) {bad} out of range: the SAE has latents 0..{sae.d_sae - 1}")
+    check_features(sae, features)
     tokenizer = causal_lm.preprocessor.tokenizer
     rows, values = [], []  # per text: token strings; latent values [seq, features]
     for start in range(0, len(texts), batch_size):
